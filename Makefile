@@ -1,0 +1,57 @@
+# `make run` sets everything up and serves the app; `make test` sets up and runs every test.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+export PORT
+
+.PHONY: run test lint format bench demo setup setup-dev check-deploy clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.runtime $@
+
+.env:
+	$(BIN)/python scripts/dev_env.py .env
+
+setup: $(VENV)/.runtime .env
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+
+setup-dev: $(VENV)/.dev .env
+
+run: setup
+	./scripts/run.sh
+
+test: setup-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup-dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+check-deploy: setup-dev
+	ENV_FILE=none DEBUG=false SECRET_KEY=$$($(BIN)/python -c 'import secrets;print(secrets.token_urlsafe(50))') \
+	  FERNET_KEYS=$$($(BIN)/python -c 'import secrets;print(secrets.token_urlsafe(48))') ALLOWED_HOSTS=example.com \
+	  $(BIN)/python manage.py check --deploy --fail-level WARNING
+
+bench: setup-dev
+	$(BIN)/python -m bench.parse_bench
+
+clean:
+	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache

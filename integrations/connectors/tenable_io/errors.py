@@ -1,0 +1,97 @@
+"""The one error type the Tenable.io door raises, with the user-facing sentences it carries."""
+
+from __future__ import annotations
+
+# User-facing sentences (the seed's troubleshooting wording where it has one).
+AUTH = (
+    "Invalid User Key or Secret Key. Verify the API keys in the Tenable.io console under "
+    "Settings > My Account > API Keys. Regenerate if needed."
+)
+FORBIDDEN = (
+    "Permission denied: the API key's user needs access to vulnerability management data "
+    "(Basic role with Can View on the scans)"
+)
+FORBIDDEN_LAUNCH = (
+    " The scan may be disabled or imported (imported scans cannot be launched), "
+    "or the user lacks Can Execute on it."
+)
+SCAN_NOT_FOUND = "Scan not found in Tenable.io: it may have been deleted, or this API key cannot see it."
+FILE_NOT_FOUND = "The Tenable.io export file was not found: it may have expired; start the export again."
+ALREADY_RUNNING = "The Tenable.io scan is already running; wait for it to finish or turn off Start Scan."
+CONFLICT = "Tenable.io refused the request because the scan is in a conflicting state (HTTP 409)."
+RATE_LIMITED = "Tenable.io is rate-limiting this API key; retry after {seconds} seconds."
+RATE_LIMITED_NO_HINT = "Tenable.io is rate-limiting this API key; retry in a few minutes."
+SERVER = (
+    "Tenable.io answered with a server error (HTTP {status}); this is usually temporary — "
+    "try again in a few minutes."
+)
+DNS = "Cannot resolve {host}: check the API URL and this server's DNS."
+TLS = (
+    "TLS verification failed for {host}: the certificate is not trusted. "
+    "Check the API URL (and any TLS-intercepting proxy)."
+)
+TIMEOUT = "Tenable.io did not respond within {seconds} seconds."
+CONNECTION = "Cannot connect to {host}: {reason}."
+EXPORT_FAILED = "Tenable.io could not export this scan run (export status: {status})."
+EXPORT_TIMEOUT = "The Tenable.io export was not ready after {minutes} minutes; try again later."
+TRUNCATED = "The download from Tenable.io was cut short; it will be retried."
+BAD_RESPONSE = "Tenable.io sent an unexpected response (HTTP {status})."
+
+KINDS = frozenset(
+    {
+        "auth",
+        "forbidden",
+        "not_found",
+        "conflict",
+        "rate_limited",
+        "server",
+        "dns",
+        "tls",
+        "timeout",
+        "connection",
+        "export_failed",
+        "export_timeout",
+        "truncated",
+        "bad_response",
+    }
+)
+
+
+class TenableError(Exception):
+    """A failed Tenable.io call: `message` is for the user, `permanent` says whether retrying can help."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        permanent: bool,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.permanent = permanent
+        self.status = status
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return (
+            f"TenableError(kind={self.kind!r}, status={self.status!r}, permanent={self.permanent!r}, "
+            f"retry_after={self.retry_after!r}, message={self.message!r})"
+        )
+
+    def __reduce__(self):
+        # Keeps the error picklable (Celery ships exceptions between processes).
+        return (
+            _rebuild,
+            (self.message, self.kind, self.permanent, self.status, self.retry_after),
+        )
+
+
+def _rebuild(message, kind, permanent, status, retry_after) -> TenableError:
+    return TenableError(message, kind=kind, permanent=permanent, status=status, retry_after=retry_after)
