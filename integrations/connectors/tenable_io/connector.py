@@ -35,12 +35,11 @@ class TenableIOConnector(Connector):
         ),
     )
 
-    def __init__(
-        self, access_key: str, secret_key: str, api_url: str, *, timeout=(5.0, 30.0), budget: float = 60.0
-    ):
+    def __init__(self, access_key: str, secret_key: str, api_url: str, **client_options):
+        """`client_options` go to TenableClient: timeout, budget, max_retries, sleep, clock."""
         from .client import TenableClient
 
-        self.client = TenableClient(access_key, secret_key, api_url, timeout=timeout, budget=budget)
+        self.client = TenableClient(access_key, secret_key, api_url, **client_options)
 
     def __repr__(self) -> str:
         return f"<TenableIOConnector {self.client.api_url}>"

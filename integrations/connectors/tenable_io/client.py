@@ -1,0 +1,775 @@
+"""The one door to Tenable.io: auth header, timeouts, bounded retries, streaming export, our own errors.
+
+No Django here. Every request goes through `TenableClient._call`, which turns `requests`/`urllib3`
+failures into `TenableError` with a sentence a security admin can act on.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import io
+import logging
+import math
+import random
+import re
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC
+from typing import IO, Any
+from urllib.parse import quote, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    DecodeError,
+    IncompleteRead,
+    InvalidChunkLength,
+    MaxRetryError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    ResponseError,
+)
+from urllib3.exceptions import SSLError as Urllib3SSLError
+from urllib3.util.retry import Retry
+
+from . import errors as say
+from .errors import TenableError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://cloud.tenable.com"
+# Tenable asks integrations to identify themselves in this shape.
+USER_AGENT = "Integration/1.0 (VM Console; Tenable.io VM connector; Build/1.0)"
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# A run in any other status is still active (TENABLE_API.md › Scan statuses).
+FINISHED_STATUSES = frozenset({"completed", "stopped", "empty", "imported", "aborted", "canceled"})
+EXPORT_BODY = {"format": "nessus", "chapters": "vuln_by_host"}
+_OPTIONAL_KINDS = ("forbidden", "not_found", "bad_response")  # failures that only cost a detail
+_KEY_CHARS = re.compile(r"[\x21-\x3a\x3c-\x7e]+")  # printable ASCII except ';' (it would split the header)
+
+
+# ---------------------------------------------------------------------------------------------------
+# What the calls return
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionInfo:
+    """Who the keys belong to and how many scans they can see."""
+
+    username: str | None
+    container: str | None
+    scan_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Folder:
+    """A Tenable scan folder (`type` is main, trash or custom)."""
+
+    id: int
+    name: str
+    type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScanSummary:
+    """One item of `GET /scans`; `uuid` is the latest run's uuid (None when never run)."""
+
+    id: int
+    schedule_uuid: str | None
+    uuid: str | None
+    name: str
+    status: str
+    type: str | None
+    folder_id: int | None
+    owner: str | None
+    enabled: bool
+    control: bool
+    last_modification_date: int | None
+    rrules: str | None
+    starttime: str | None
+    timezone: str | None
+    policy_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScanList:
+    """Folders and scans visible to the keys."""
+
+    folders: list[Folder]
+    scans: list[ScanSummary]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentGroup:
+    """An agent group targeted by an agent scan."""
+
+    name: str
+    agents_count: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A scan's schedule as Tenable stores it (an iCalendar RRULE plus start time and zone)."""
+
+    enabled: bool
+    rrules: str | None
+    starttime: str | None
+    timezone: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One run of a scan; archived runs (older than 35 days) still export."""
+
+    history_id: int
+    uuid: str
+    status: str
+    creation_date: int | None
+    last_modification_date: int | None
+    is_archived: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ScanDetails:
+    """What the Bind to drawer shows about a scan, plus its run history (newest first)."""
+
+    id: int
+    name: str
+    status: str
+    policy: str | None
+    scanner: str | None
+    targets: list[str]
+    tags: list[str]
+    agent_groups: list[AgentGroup]
+    schedule: Schedule | None
+    host_count: int | None
+    scan_type: str | None
+    history: list[HistoryEntry]
+    schedule_uuid: str | None
+    last_run_uuid: str | None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Retries
+# ---------------------------------------------------------------------------------------------------
+
+
+def parse_retry_after(
+    value: str | None, *, minimum: float = 1.0, maximum: float = 300.0, now: float | None = None
+) -> float | None:
+    """Seconds to wait from a `Retry-After` value (seconds or HTTP-date), clamped; None when unusable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        seconds = float(value)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when is None:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return min(max(seconds, minimum), maximum)
+
+
+class TenableRetry(Retry):
+    """urllib3 `Retry` that clamps `Retry-After`, backs off on garbage, and stops at a time budget.
+
+    When the next wait would pass `budget` seconds (counted from the first failure), it stops and the
+    caller gets the last 429/5xx response. DNS, TLS and read-timeout failures are never retried here:
+    they are fast, certain or already slow; the background task retries them later.
+    """
+
+    RETRY_AFTER_STATUS_CODES = RETRY_STATUSES
+
+    def __init__(
+        self,
+        *args: Any,
+        budget: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        started: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.budget = budget
+        self.started = started
+        self._sleep = sleep
+        self._clock = clock
+        self._planned: float | None = None
+
+    def new(self, **kw: Any) -> TenableRetry:
+        kw.setdefault("budget", self.budget)
+        kw.setdefault("sleep", self._sleep)
+        kw.setdefault("clock", self._clock)
+        kw.setdefault("started", self.started if self.started is not None else self._clock())
+        return super().new(**kw)
+
+    def next_delay(self, response: Any = None) -> float:
+        """The wait before the next attempt: Retry-After when usable, else exponential backoff + jitter."""
+        if response is not None and self.respect_retry_after_header:
+            header = response.headers.get("Retry-After")
+            seconds = parse_retry_after(header, maximum=self.retry_after_max)
+            if seconds is not None:
+                return seconds
+        failures = max(len(self.history), 1)
+        base = min(self.backoff_max, self.backoff_factor * 2 ** (failures - 1))
+        return base + random.uniform(0, base / 4)
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> TenableRetry:
+        if error is not None:
+            if isinstance(error, ReadTimeoutError) or (
+                self._is_read_error(error) and (method or "").upper() != "GET"
+            ):
+                raise error.with_traceback(_stacktrace)
+            if isinstance(error, (NameResolutionError, Urllib3SSLError)):
+                raise MaxRetryError(_pool, url, error) from error
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        delay = retry.next_delay(response)
+        if retry._clock() - retry.started + delay > retry.budget:
+            reason = error or ResponseError(f"retry budget of {retry.budget:g} s spent")
+            raise MaxRetryError(_pool, url, reason) from reason
+        retry._planned = delay
+        return retry
+
+    def sleep(self, response: Any = None) -> None:
+        delay = self._planned if self._planned is not None else self.next_delay(response)
+        if delay > 0:
+            self._sleep(delay)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The client
+# ---------------------------------------------------------------------------------------------------
+
+
+class TenableClient:
+    """Calls the Tenable.io API with one pair of API keys. Raises `TenableError` on every failure."""
+
+    def __init__(
+        self,
+        access_key: str,
+        secret_key: str,
+        api_url: str = DEFAULT_API_URL,
+        *,
+        timeout: tuple[float, float] = (5.0, 30.0),
+        budget: float = 60.0,
+        max_retries: int = 3,
+        backoff_factor: float = 0.5,
+        retry_after_max: float = 300.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.api_url = (api_url or DEFAULT_API_URL).strip().rstrip("/")
+        parts = urlsplit(self.api_url)
+        self.host = parts.hostname or self.api_url
+        self._netloc = f"{self.host}:{parts.port}" if parts.port else self.host
+        self._url_ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        self.timeout = timeout
+        self._retry_after_max = retry_after_max
+        self._sleep = sleep
+        self._clock = clock
+        access_key, secret_key = (access_key or "").strip(), (secret_key or "").strip()
+        # Keys that cannot form a valid header fail like wrong keys, without echoing them anywhere.
+        self._keys_ok = bool(_KEY_CHARS.fullmatch(access_key) and _KEY_CHARS.fullmatch(secret_key))
+        self._session = requests.Session()
+        self._session.headers.update(
+            {
+                "X-ApiKeys": f"accessKey={access_key};secretKey={secret_key}" if self._keys_ok else "",
+                "User-Agent": USER_AGENT,
+                "Accept": "application/json",
+            }
+        )
+        retry = TenableRetry(
+            total=max_retries,
+            connect=max_retries,
+            read=max_retries,
+            status=max_retries,
+            other=0,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=frozenset({"GET", "POST"}),
+            backoff_factor=backoff_factor,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+            retry_after_max=retry_after_max,
+            budget=budget,
+            sleep=sleep,
+            clock=clock,
+        )
+        adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=2)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+
+    def __repr__(self) -> str:
+        return f"TenableClient(api_url={self.api_url!r})"
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self._session.close()
+
+    def __enter__(self) -> TenableClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- calls --------------------------------------------------------------------------------------
+
+    def test_connection(self) -> ConnectionInfo:
+        """`GET /scans` proves the keys and the scan permission; `GET /session` names the user if it can."""
+        scans = self._json("GET", "/scans").get("scans") or []
+        username = container = None
+        try:
+            session = self._json("GET", "/session")
+        except TenableError as exc:
+            # /session is deprecated; losing it must not fail an otherwise working connection.
+            if exc.kind not in _OPTIONAL_KINDS:
+                raise
+        else:
+            username = _str_or_none(session.get("username"))
+            container = _str_or_none(session.get("container_name"))
+        return ConnectionInfo(username=username, container=container, scan_count=len(scans))
+
+    def list_scans(self) -> ScanList:
+        """All scans and folders the keys can see, each scan with its folder."""
+        data = self._json("GET", "/scans")
+        folders = [
+            Folder(id=int(f["id"]), name=str(f.get("name") or ""), type=_str_or_none(f.get("type")))
+            for f in data.get("folders") or []
+            if isinstance(f, dict) and _int_or_none(f.get("id")) is not None
+        ]
+        items = [item for item in data.get("scans") or [] if isinstance(item, dict)]
+        membership: dict[int, int] = {}
+        # List items carry no folder_id; folders are few, so ask each one (trash too: callers hide those).
+        if items and not all("folder_id" in item for item in items):
+            for folder in folders:
+                for item in self._json("GET", "/scans", params={"folder_id": folder.id}).get("scans") or []:
+                    scan_id = _int_or_none(item.get("id")) if isinstance(item, dict) else None
+                    if scan_id is not None:
+                        membership.setdefault(scan_id, folder.id)
+        scans = [_scan_summary(item, membership) for item in items]
+        return ScanList(folders=folders, scans=scans)
+
+    def describe_scan(self, scan_id: int | str) -> ScanDetails:
+        """Targets, tags, agent groups, policy, scanner, schedule and history of one scan."""
+        data = self._json("GET", f"/scans/{_ref(scan_id)}")
+        info = data.get("info") if isinstance(data.get("info"), dict) else {}
+        # The documented home of the schedule is the GET /scans list item; `info` carrying it is (inferred).
+        summary = {} if "rrules" in info else (self._find_summary(scan_id, info) or {})
+        source = info if "rrules" in info else summary
+        rrules = _str_or_none(source.get("rrules"))
+        schedule = None
+        if rrules:
+            schedule = Schedule(
+                enabled=bool(source.get("enabled")),
+                rrules=rrules,
+                starttime=_str_or_none(source.get("starttime")),
+                timezone=_str_or_none(source.get("timezone")),
+            )
+        scan_type = _str_or_none(info.get("scan_type")) or _str_or_none(summary.get("type"))
+        numeric_id = _int_or_none(info.get("object_id")) or _int_or_none(summary.get("id"))
+        if numeric_id is None:
+            numeric_id = _int_or_none(scan_id) or 0
+        agent_groups = self._agent_groups(scan_id) if scan_type == "agent" else []
+        return ScanDetails(
+            id=numeric_id,
+            name=str(info.get("name") or summary.get("name") or ""),
+            status=str(info.get("status") or summary.get("status") or "empty"),
+            policy=_str_or_none(info.get("policy")),
+            scanner=_str_or_none(info.get("scanner_name")),
+            targets=[t.strip() for t in str(info.get("targets") or "").split(",") if t.strip()],
+            tags=[self._tag_name(str(u)) for u in info.get("tag_targets") or []],
+            agent_groups=agent_groups,
+            schedule=schedule,
+            host_count=_int_or_none(info.get("hostcount")),
+            scan_type=scan_type,
+            history=_history(data),
+            schedule_uuid=_str_or_none(info.get("schedule_uuid")),
+            last_run_uuid=_str_or_none(info.get("uuid")),
+        )
+
+    def scan_history(self, scan_id: int | str) -> list[HistoryEntry]:
+        """The scan's runs, newest first (one call)."""
+        return _history(self._json("GET", f"/scans/{_ref(scan_id)}"))
+
+    def latest_status(self, scan_id: int | str) -> str:
+        """Status of the scan's latest run (`GET /scans/{id}/latest-status`, the cheap poll)."""
+        status = self._json("GET", f"/scans/{_ref(scan_id)}/latest-status").get("status")
+        if not isinstance(status, str):
+            raise _bad_response(200)
+        return status
+
+    def launch(self, scan_id: int | str, alt_targets: list[str] | None = None) -> str:
+        """Start the scan; returns the new run's uuid."""
+        body: dict[str, Any] = {"alt_targets": list(alt_targets)} if alt_targets else {}
+        uuid = self._json("POST", f"/scans/{_ref(scan_id)}/launch", json_body=body, what="launch").get(
+            "scan_uuid"
+        )
+        if not uuid:
+            raise _bad_response(200)
+        return str(uuid)
+
+    @contextmanager
+    def export_nessus(
+        self,
+        scan_id: int | str,
+        history_id: int | None = None,
+        *,
+        deadline: float = 1800,
+        poll_initial: float = 1.0,
+        poll_max: float = 15.0,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> Iterator[IO[bytes]]:
+        """Export a run as `.nessus` and yield the download as a binary stream (never held in memory).
+
+        Polls the export status with exponential backoff until ready, failing after `deadline` seconds.
+        A connection cut while reading raises `TenableError(kind="truncated")`.
+        """
+        sleep = sleep or self._sleep
+        clock = clock or self._clock
+        ref = _ref(scan_id)
+        params = {"history_id": int(history_id)} if history_id is not None else None
+        file_id = self._json("POST", f"/scans/{ref}/export", params=params, json_body=EXPORT_BODY).get("file")
+        if file_id in (None, ""):
+            raise _bad_response(200)
+        file_ref = _ref(file_id)
+        started, delay = clock(), poll_initial
+        while True:
+            status = str(
+                self._json("GET", f"/scans/{ref}/export/{file_ref}/status", what="file").get("status")
+            )
+            if status.lower() == "ready":
+                break
+            if status.lower() in ("error", "cancelled", "canceled"):
+                raise TenableError(
+                    say.EXPORT_FAILED.format(status=status), kind="export_failed", permanent=False
+                )
+            remaining = deadline - (clock() - started)
+            if remaining <= 0:
+                raise TenableError(
+                    say.EXPORT_TIMEOUT.format(minutes=f"{deadline / 60:.3g}"),
+                    kind="export_timeout",
+                    permanent=False,
+                )
+            sleep(min(delay, remaining))
+            delay = min(delay * 2, poll_max)
+        response = self._call("GET", f"/scans/{ref}/export/{file_ref}/download", what="file", stream=True)
+        stream = _Download(response, self.timeout[1])
+        try:
+            yield stream
+        finally:
+            stream.close()
+
+    # -- the door -----------------------------------------------------------------------------------
+
+    def _find_summary(self, scan_id: int | str, info: dict) -> dict | None:
+        wanted = {str(scan_id), str(info.get("object_id")), str(info.get("schedule_uuid"))} - {"None"}
+        for item in self._json("GET", "/scans").get("scans") or []:
+            if isinstance(item, dict) and {str(item.get("id")), str(item.get("schedule_uuid"))} & wanted:
+                return item
+        return None
+
+    def _tag_name(self, value_uuid: str) -> str:
+        try:
+            tag = self._json("GET", f"/tags/values/{_ref(value_uuid)}", what="tag")
+        except TenableError as exc:
+            if exc.kind not in _OPTIONAL_KINDS:
+                raise
+            return value_uuid
+        category, value = tag.get("category_name"), tag.get("value")
+        return f"{category}: {value}" if category and value else value_uuid
+
+    def _agent_groups(self, scan_id: int | str) -> list[AgentGroup]:
+        # The editor document and the group list may need more than Can View: degrade, never fail.
+        try:
+            uuids = _agent_group_ids(self._json("GET", f"/editor/scan/{_ref(scan_id)}"))
+        except TenableError as exc:
+            if exc.kind not in _OPTIONAL_KINDS:
+                raise
+            return []
+        if not uuids:
+            return []
+        try:
+            groups = self._json("GET", "/scanners/null/agent-groups", what="agent-groups").get("groups") or []
+        except TenableError as exc:
+            if exc.kind not in _OPTIONAL_KINDS:
+                raise
+            groups = []
+        by_uuid = {str(g.get("uuid")): g for g in groups if isinstance(g, dict)}
+        return [
+            AgentGroup(name=str(g.get("name") or uuid), agents_count=_int_or_none(g.get("agents_count")))
+            if (g := by_uuid.get(uuid))
+            else AgentGroup(name=uuid, agents_count=None)
+            for uuid in uuids
+        ]
+
+    def _json(self, method: str, path: str, *, what: str = "scan", **kwargs: Any) -> dict:
+        response = self._call(method, path, what=what, **kwargs)
+        try:
+            data = response.json()
+        except ValueError:
+            raise _bad_response(response.status_code) from None
+        finally:
+            response.close()
+        if not isinstance(data, dict):
+            raise _bad_response(response.status_code)
+        return data
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str = "scan",
+        params: dict | None = None,
+        json_body: Any = None,
+        stream: bool = False,
+    ) -> requests.Response:
+        if not self._url_ok:
+            raise TenableError(
+                f"The API URL {self.api_url!r} is not a valid http(s) URL.", kind="connection", permanent=True
+            )
+        if not self._keys_ok:
+            raise TenableError(say.AUTH, kind="auth", permanent=True)
+        try:
+            response = self._session.request(
+                method,
+                self.api_url + path,
+                params=params,
+                json=json_body,
+                timeout=self.timeout,
+                stream=stream,
+                allow_redirects=False,  # never carry the keys to another host
+            )
+        except requests.RequestException as exc:
+            raise self._network_error(exc) from exc
+        log.debug("Tenable.io %s %s -> %s", method, path, response.status_code)
+        if response.status_code >= 300:
+            response.close()
+            raise _status_error(response, what, self._retry_after_max)
+        return response
+
+    def _network_error(self, exc: BaseException) -> TenableError:
+        chain = list(_causes(exc))
+
+        def found(*types: type) -> bool:
+            return any(isinstance(e, types) for e in chain)
+
+        if found(NameResolutionError, socket.gaierror):
+            return TenableError(say.DNS.format(host=self.host), kind="dns", permanent=False)
+        if found(ssl.SSLError, ssl.CertificateError, Urllib3SSLError, requests.exceptions.SSLError):
+            log.warning("Tenable.io TLS verification failed for %s", self.host)
+            return TenableError(say.TLS.format(host=self.host), kind="tls", permanent=True)
+        connect_timeout = isinstance(exc, requests.ConnectTimeout) or any(
+            isinstance(e, ConnectTimeoutError) and not isinstance(e, NewConnectionError) for e in chain
+        )
+        if connect_timeout or found(ReadTimeoutError, requests.Timeout, TimeoutError):
+            seconds = self.timeout[0] if connect_timeout else self.timeout[1]
+            return TenableError(say.TIMEOUT.format(seconds=_num(seconds)), kind="timeout", permanent=False)
+        if found(ConnectionRefusedError):
+            reason = "the connection was refused"
+        elif found(ConnectionResetError, ProtocolError, http.client.RemoteDisconnected):
+            reason = "the connection was reset"
+        else:
+            reason = "the network connection failed"
+        return TenableError(
+            say.CONNECTION.format(host=self._netloc, reason=reason), kind="connection", permanent=False
+        )
+
+
+class _Download(io.RawIOBase):
+    """The export body as a readable stream; a cut connection becomes `TenableError(kind="truncated")`."""
+
+    def __init__(self, response: requests.Response, read_timeout: float) -> None:
+        self._response = response
+        self._raw = response.raw
+        self._raw.decode_content = True
+        self._read_timeout = read_timeout
+        self._status = response.status_code
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        try:
+            return self._raw.read(None if size is None or size < 0 else size, decode_content=True)
+        except (ReadTimeoutError, requests.Timeout, TimeoutError) as exc:
+            raise TenableError(
+                say.TIMEOUT.format(seconds=_num(self._read_timeout)), kind="timeout", permanent=False
+            ) from exc
+        except DecodeError as exc:
+            raise _bad_response(self._status) from exc
+        except (
+            ProtocolError,
+            IncompleteRead,
+            InvalidChunkLength,
+            http.client.IncompleteRead,
+            requests.exceptions.ChunkedEncodingError,
+            OSError,
+        ) as exc:
+            raise TenableError(say.TRUNCATED, kind="truncated", permanent=False) from exc
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._response.close()
+        super().close()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------------
+
+
+def _status_error(response: requests.Response, what: str, retry_after_max: float) -> TenableError:
+    status = response.status_code
+    if status == 401:
+        return TenableError(say.AUTH, kind="auth", permanent=True, status=status)
+    if status == 403:
+        message = say.FORBIDDEN + ("." + say.FORBIDDEN_LAUNCH if what == "launch" else "")
+        return TenableError(message, kind="forbidden", permanent=True, status=status)
+    if status == 404:
+        message = say.FILE_NOT_FOUND if what == "file" else say.SCAN_NOT_FOUND
+        return TenableError(message, kind="not_found", permanent=True, status=status)
+    if status == 409:
+        message = say.ALREADY_RUNNING if what == "launch" else say.CONFLICT
+        return TenableError(message, kind="conflict", permanent=True, status=status)
+    if status == 429:
+        seconds = parse_retry_after(response.headers.get("Retry-After"), maximum=retry_after_max)
+        message = (
+            say.RATE_LIMITED.format(seconds=_num(math.ceil(seconds)))
+            if seconds is not None
+            else say.RATE_LIMITED_NO_HINT
+        )
+        return TenableError(message, kind="rate_limited", permanent=False, status=status, retry_after=seconds)
+    if 500 <= status <= 599:
+        return TenableError(say.SERVER.format(status=status), kind="server", permanent=False, status=status)
+    return TenableError(
+        say.BAD_RESPONSE.format(status=status), kind="bad_response", permanent=True, status=status
+    )
+
+
+def _bad_response(status: int) -> TenableError:
+    return TenableError(
+        say.BAD_RESPONSE.format(status=status), kind="bad_response", permanent=False, status=status
+    )
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, its causes, contexts, urllib3 reasons and wrapped args, each once."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        nested = [e.__cause__, e.__context__, getattr(e, "reason", None), *getattr(e, "args", ())]
+        todo.extend(n for n in nested if isinstance(n, BaseException))
+
+
+def _agent_group_ids(editor: dict) -> list[str]:
+    """Agent group uuids from an editor document (`settings.basic.inputs[]`, id `agent_group_id`)."""
+    basic = (editor.get("settings") or {}).get("basic") or {}
+    inputs = list(basic.get("inputs") or [])
+    for group in basic.get("groups") or []:  # (inferred) some templates nest inputs in groups
+        if isinstance(group, dict):
+            inputs.extend(group.get("inputs") or [])
+    for field in inputs:
+        if isinstance(field, dict) and field.get("id") == "agent_group_id":
+            value = field.get("default", field.get("value"))  # (inferred) the selection is in "default"
+            if isinstance(value, str):
+                value = [value]
+            return [str(v) for v in value or [] if v]
+    return []
+
+
+def _scan_summary(item: dict, membership: dict[int, int]) -> ScanSummary:
+    scan_id = _int_or_none(item.get("id")) or 0
+    folder_id = _int_or_none(item["folder_id"]) if "folder_id" in item else membership.get(scan_id)
+    return ScanSummary(
+        id=scan_id,
+        schedule_uuid=_str_or_none(item.get("schedule_uuid")),
+        uuid=_str_or_none(item.get("uuid")),
+        name=str(item.get("name") or ""),
+        status=str(item.get("status") or "empty"),
+        type=_str_or_none(item.get("type")),
+        folder_id=folder_id,
+        owner=_str_or_none(item.get("owner")),
+        enabled=bool(item.get("enabled")),
+        control=bool(item.get("control", True)),
+        last_modification_date=_int_or_none(item.get("last_modification_date")) or None,
+        rrules=_str_or_none(item.get("rrules")),
+        starttime=_str_or_none(item.get("starttime")),
+        timezone=_str_or_none(item.get("timezone")),
+        policy_id=_int_or_none(item.get("policy_id")),
+    )
+
+
+def _history(data: dict) -> list[HistoryEntry]:
+    entries = [
+        HistoryEntry(
+            history_id=_int_or_none(h.get("history_id")) or 0,
+            uuid=str(h.get("uuid") or ""),
+            status=str(h.get("status") or ""),
+            creation_date=_int_or_none(h.get("creation_date")) or None,
+            last_modification_date=_int_or_none(h.get("last_modification_date")) or None,
+            is_archived=bool(h.get("is_archived")),
+        )
+        for h in data.get("history") or []
+        if isinstance(h, dict)
+    ]
+    # Tenable sends newest first; sort anyway so callers can rely on it.
+    entries.sort(key=lambda h: (h.creation_date or 0, h.history_id), reverse=True)
+    return entries
+
+
+def _ref(value: int | str) -> str:
+    return quote(str(value).strip(), safe="")
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"

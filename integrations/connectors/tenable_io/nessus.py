@@ -1,0 +1,423 @@
+"""Streaming parser for `.nessus` v2 exports: one `NessusHost` at a time, in flat memory, DTDs refused.
+
+Works on a path or any binary stream (a file upload, or the HTTP download from the client). The caller
+must stage what it reads and commit only when the iteration ends cleanly: a later error can follow
+hosts that were already yielded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from os import PathLike
+from typing import IO, Any
+
+from lxml import etree
+
+ROOT_TAG = "NessusClientData_v2"
+PEEK_BYTES = 64 * 1024
+
+# Field caps, so a hostile or huge export can never overflow a database column (RELIABILITY.md P6).
+# Text beyond a cap is cut and ends with TRUNCATED_MARKER; names and identifiers are cut silently.
+TRUNCATED_MARKER = "\n[truncated]"
+PLUGIN_OUTPUT_MAX = 1_000_000  # plugin_output
+TEXT_MAX = 100_000  # synopsis, description, solution
+PLUGIN_NAME_MAX = 500  # plugin_name, os, mac (may list several, one per line)
+NAME_MAX = 255  # host name/ip/fqdn/netbios/uuid, plugin_family, service, protocol, vectors, cve/cwe
+URL_MAX = 2_000  # each see_also entry
+LIST_MAX = 1_000  # entries in cves, cwes, see_also
+
+_PARSER_OPTIONS = dict(
+    resolve_entities=False,
+    no_network=True,
+    load_dtd=False,
+    huge_tree=False,
+    remove_comments=True,
+    remove_pis=True,
+)
+_RISK = {
+    "none": "None",
+    "info": "None",
+    "informational": "None",
+    "low": "Low",
+    "medium": "Medium",
+    "moderate": "Medium",
+    "high": "High",
+    "critical": "Critical",
+}
+_RISK_BY_SEVERITY = ("None", "Low", "Medium", "High", "Critical")
+_SEVERITY = {str(n): n for n in range(5)}
+# Child elements of a ReportItem we read (the text of the others is never decoded).
+_WANTED = frozenset(
+    {
+        "plugin_name", "synopsis", "description", "solution", "plugin_output", "risk_factor", "see_also",
+        "cvss_base_score", "cvss_vector", "cvss3_base_score", "cvss3_vector", "cvss", "cvssv3", "vpr_score",
+        "epss_score", "plugin_publication_date", "patch_publication_date", "exploit_available",
+    }
+)  # fmt: skip
+_LXML_POSITION = re.compile(r",?\s*line \d+, column \d+\s*$")
+_HOST_TIME = "%a %b %d %H:%M:%S %Y"
+
+
+class NessusParseError(ValueError):
+    """The file is not a usable `.nessus` v2 export; `message` says why, `line`/`column` say where."""
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
+
+
+@dataclass(slots=True)
+class NessusItem:
+    """One ReportItem: a plugin's finding on a port of a host, normalised and capped."""
+
+    plugin_id: int
+    plugin_name: str
+    plugin_family: str
+    severity: int
+    port: int
+    protocol: str
+    service: str
+    synopsis: str | None
+    description: str | None
+    solution: str | None
+    plugin_output: str | None
+    risk_factor: str
+    cvss_base_score: float | None
+    cvss_vector: str | None
+    cvss3_base_score: float | None
+    cvss3_vector: str | None
+    cves: list[str] = field(default_factory=list)
+    cwes: list[str] = field(default_factory=list)
+    see_also: list[str] = field(default_factory=list)
+    vpr_score: float | None = None
+    epss_score: float | None = None
+    publication_date: date | None = None
+    patch_date: date | None = None
+    exploit_available: bool | None = None
+
+
+@dataclass(slots=True)
+class NessusHost:
+    """One ReportHost with its properties and all of its items."""
+
+    name: str
+    ip: str | None
+    fqdn: str | None
+    netbios: str | None
+    os: str | None
+    mac: str | None
+    host_uuid: str | None
+    start: datetime | None
+    end: datetime | None
+    items: list[NessusItem] = field(default_factory=list)
+
+
+def iter_hosts(
+    source: str | PathLike[str] | IO[bytes], *, on_report: Callable[[str], Any] | None = None
+) -> Iterator[NessusHost]:
+    """Yield each host of a `.nessus` v2 file; raises `NessusParseError` on anything that is not one.
+
+    `on_report(name)` is called with the Report's name when it starts.
+    """
+    if isinstance(source, (str, PathLike)):
+        with open(source, "rb") as stream:
+            yield from _parse(stream, on_report)
+    else:
+        yield from _parse(source, on_report)
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+class _Replay:
+    """Reads the peeked head again, then the rest of the stream: lets us inspect without consuming."""
+
+    def __init__(self, head: bytes, stream: IO[bytes]) -> None:
+        self._head = head
+        self._stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._head:
+            return self._stream.read(size)
+        if size is None or size < 0:
+            data, self._head = self._head + self._stream.read(), b""
+        else:
+            data, self._head = self._head[:size], self._head[size:]
+        return data
+
+
+def _peek(stream: IO[bytes]) -> bytes:
+    chunks, size = [], 0
+    while size < PEEK_BYTES:
+        chunk = stream.read(PEEK_BYTES - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _position(text: bytes, pos: int) -> tuple[int, int]:
+    line = text.count(b"\n", 0, pos) + 1
+    return line, pos - (text.rfind(b"\n", 0, pos) + 1) + 1
+
+
+def _check_prolog(head: bytes) -> None:
+    """Refuse DTDs and wrong roots before lxml sees a byte (a DTD can only sit before the root)."""
+    text = head
+    if text[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        text = text.decode("utf-16", errors="ignore").encode()
+    elif text[:3] == b"\xef\xbb\xbf":
+        text = text[3:]
+    if not text.strip():
+        raise NessusParseError("The .nessus file is empty.")
+    pos, end = 0, len(text)
+    while True:
+        while pos < end and text[pos] in b" \t\r\n":
+            pos += 1
+        if pos >= end:
+            break
+        if text.startswith(b"<?", pos) or text.startswith(b"<!--", pos):
+            closer = b"?>" if text.startswith(b"<?", pos) else b"-->"
+            close = text.find(closer, pos)
+            if close < 0:
+                break
+            pos = close + len(closer)
+            continue
+        if text[pos : pos + 9].upper() == b"<!DOCTYPE":
+            line, column = _position(text, pos)
+            doctype = re.match(rb"<!DOCTYPE\s+([^\s\[>]+)\s*([^>\[]*)(\[)?", text[pos:], re.IGNORECASE)
+            name = doctype.group(1).decode("utf-8", "replace") if doctype else ""
+            # A plain <!DOCTYPE html> is a web page, not an attack: say so in plain words.
+            if doctype and not doctype.group(3) and name != ROOT_TAG and b"<!ENTITY" not in text:
+                _wrong_root(name, line, column)
+            raise NessusParseError(
+                f"The file contains a DTD or entity declaration, which is not allowed "
+                f"(line {line}, column {column}).",
+                line,
+                column,
+            )
+        start = re.match(rb"<([A-Za-z_][-\w.:]*)", text[pos : pos + 300])
+        if start:
+            name = start.group(1).decode("utf-8", "replace")
+            if name != ROOT_TAG:
+                _wrong_root(name, *_position(text, pos))
+            return
+        break  # not markup we understand: let lxml report where
+    if len(head) >= PEEK_BYTES:
+        raise NessusParseError(
+            f"Not a Nessus v2 export: no <{ROOT_TAG}> root element in the first {PEEK_BYTES // 1024} KB."
+        )
+
+
+def _wrong_root(name: str, line: int | None = None, column: int | None = None) -> None:
+    raise NessusParseError(
+        f"Not a Nessus v2 export: the root element is <{name[:100]}>, expected <{ROOT_TAG}>.", line, column
+    )
+
+
+def _parse(stream: IO[bytes], on_report: Callable[[str], Any] | None) -> Iterator[NessusHost]:
+    head = _peek(stream)
+    _check_prolog(head)
+    # End events only, and only for these tags: half the events of start+end, the parser's main cost.
+    context = etree.iterparse(
+        _Replay(head, stream),
+        events=("end",),
+        tag=("ReportItem", "HostProperties", "ReportHost"),
+        **_PARSER_OPTIONS,
+    )
+    properties: dict[str, str] = {}
+    items: list[NessusItem] = []
+    report = None
+    try:
+        for _, elem in context:
+            tag = elem.tag
+            if tag == "ReportItem":
+                items.append(_item(elem))
+                elem.clear(keep_tail=False)
+            elif tag == "HostProperties":
+                properties = {t.get("name"): t.text for t in elem}
+                elem.clear(keep_tail=False)
+            else:
+                parent = elem.getparent()
+                if parent is not report:  # first host of a Report
+                    report = parent
+                    root = elem.getroottree().getroot()
+                    if root.tag != ROOT_TAG:
+                        _wrong_root(str(root.tag))
+                    while parent.getprevious() is not None:  # the Policy block: not needed, can be large
+                        del parent.getparent()[0]
+                    if on_report is not None:
+                        on_report(parent.get("name") or "")
+                host = _host(elem.get("name"), properties, items)
+                elem.clear(keep_tail=False)
+                while elem.getprevious() is not None:
+                    del parent[0]
+                properties, items = {}, []
+                yield host
+    except etree.XMLSyntaxError as exc:
+        line, column = exc.position if exc.position else (None, None)
+        detail = _LXML_POSITION.sub("", exc.msg or str(exc)).strip()
+        if "Text node too long" in detail:  # libxml2's 10 MB limit, kept on purpose (huge_tree=False)
+            raise NessusParseError(
+                f"The .nessus file has a text field over 10 MB, which is not accepted (line {line}, column {column}).",
+                line,
+                column,
+            ) from None
+        raise NessusParseError(
+            f"The .nessus file is not well-formed XML: {detail} (line {line}, column {column}).", line, column
+        ) from None
+    root = context.root
+    if root is None or root.tag != ROOT_TAG:
+        _wrong_root(str(root.tag) if root is not None else "?")
+
+
+def _host(name: str | None, props: dict[str, str], items: list[NessusItem]) -> NessusHost:
+    get = props.get
+    return NessusHost(
+        name=_name(name, NAME_MAX) or "",
+        ip=_name(get("host-ip"), NAME_MAX),
+        fqdn=_name(get("host-fqdn") or get("hostname"), NAME_MAX),
+        netbios=_name(get("netbios-name"), NAME_MAX),
+        os=_name(get("operating-system") or get("os"), PLUGIN_NAME_MAX),
+        mac=_name(get("mac-address"), PLUGIN_NAME_MAX),
+        host_uuid=_name(get("host-uuid") or get("tenable-uuid"), NAME_MAX),
+        start=_when(get("HOST_START_TIMESTAMP"), get("HOST_START")),
+        end=_when(get("HOST_END_TIMESTAMP"), get("HOST_END")),
+        items=items,
+    )
+
+
+def _item(elem: Any) -> NessusItem:
+    attr = elem.get
+    fields: dict[str, str | None] = {}
+    cves: list[str] = []
+    cwes: list[str] = []
+    for child in elem:
+        tag = child.tag
+        if tag in _WANTED:
+            fields[tag] = child.text
+        elif tag == "cve":
+            if child.text and len(cves) < LIST_MAX:
+                cves.append(child.text.strip()[:NAME_MAX])
+        elif tag == "cwe" and child.text and len(cwes) < LIST_MAX:
+            cwes.append(child.text.strip()[:NAME_MAX])
+    get = fields.get
+    severity = _SEVERITY.get(attr("severity") or "")
+    if severity is None:
+        severity = min(max(_int(attr("severity")), 0), 4)
+    risk = _RISK.get((get("risk_factor") or "").strip().lower()) or _RISK_BY_SEVERITY[severity]
+    see_also = get("see_also")
+    output = get("plugin_output")
+    if output is not None:
+        output = output.strip("\r\n")
+        if len(output) > PLUGIN_OUTPUT_MAX:
+            output = output[: PLUGIN_OUTPUT_MAX - len(TRUNCATED_MARKER)] + TRUNCATED_MARKER
+    exploit = get("exploit_available")
+    return NessusItem(
+        plugin_id=_int(attr("pluginID")),
+        plugin_name=_name(attr("pluginName") or get("plugin_name"), PLUGIN_NAME_MAX) or "",
+        plugin_family=_name(attr("pluginFamily"), NAME_MAX) or "",
+        severity=severity,
+        port=_int(attr("port")),
+        protocol=(_name(attr("protocol"), NAME_MAX) or "").lower(),
+        service=_name(attr("svc_name"), NAME_MAX) or "",
+        synopsis=_text(get("synopsis")),
+        description=_text(get("description")),
+        solution=_text(get("solution")),
+        plugin_output=output,
+        risk_factor=risk,
+        cvss_base_score=_float(get("cvss_base_score") or get("cvss")),
+        cvss_vector=_name(get("cvss_vector"), NAME_MAX),
+        cvss3_base_score=_float(get("cvss3_base_score") or get("cvssv3")),
+        cvss3_vector=_name(get("cvss3_vector"), NAME_MAX),
+        cves=cves,
+        cwes=cwes,
+        see_also=[u.strip()[:URL_MAX] for u in see_also.splitlines() if u.strip()][:LIST_MAX]
+        if see_also
+        else [],
+        vpr_score=_float(get("vpr_score")),
+        epss_score=_float(get("epss_score")),
+        publication_date=_date(get("plugin_publication_date")),
+        patch_date=_date(get("patch_publication_date")),
+        exploit_available=None if exploit is None else exploit.strip().lower() == "true",
+    )
+
+
+def _name(value: str | None, limit: int) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return value[:limit] if value else None
+
+
+def _text(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if len(value) > TEXT_MAX:
+        return value[: TEXT_MAX - len(TRUNCATED_MARKER)] + TRUNCATED_MARKER
+    return value or None
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0
+
+
+def _float(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+_DATES: dict[str, date | None] = {}
+
+
+def _date(value: str | None) -> date | None:
+    """`2010/12/15` (Nessus) or `2017-03-31T00:00:00+00:00` (Web App Scanning)."""
+    if not value:
+        return None
+    try:
+        return _DATES[value]
+    except KeyError:
+        pass
+    text = value.strip()
+    try:
+        parsed: date | None = date(int(text[0:4]), int(text[5:7]), int(text[8:10]))
+    except ValueError:
+        parsed = None
+    if len(_DATES) < 100_000:
+        _DATES[value] = parsed
+    return parsed
+
+
+def _when(timestamp: str | None, text: str | None) -> datetime | None:
+    """Host start/end: the epoch tag when present, else the text form, read as UTC (inferred)."""
+    if timestamp and timestamp.strip().isdigit():
+        try:
+            return datetime.fromtimestamp(int(timestamp), UTC)
+        except (OverflowError, OSError, ValueError):
+            pass
+    if not text:
+        return None
+    text = text.strip()
+    try:
+        return datetime.strptime(text, _HOST_TIME).replace(tzinfo=UTC)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -1,0 +1,1 @@
+from tests.tenable_fixtures import *  # noqa: F403
