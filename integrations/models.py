@@ -3,9 +3,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
-from fernet_fields import EncryptedTextField
 
 from .connectors import CONNECTORS, connector_for
+from .fields import SecretField
 
 DEFAULT_API_URL = "https://cloud.tenable.com"
 
@@ -17,8 +17,8 @@ class Integration(models.Model):
     name = models.CharField("Connection Name", max_length=100, unique=True)
     is_active = models.BooleanField(default=False)
     api_url = models.URLField("API URL", max_length=300, default=DEFAULT_API_URL)
-    access_key = EncryptedTextField(blank=True)
-    secret_key = EncryptedTextField(blank=True)
+    access_key = SecretField(blank=True)
+    secret_key = SecretField(blank=True)
     # The last four characters of the access key, kept apart so listing connections never decrypts anything.
     access_key_hint = models.CharField(max_length=4, blank=True)
     last_tested_at = models.DateTimeField(null=True, blank=True)

@@ -1,22 +1,223 @@
 from __future__ import annotations
 
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.contrib import messages
+from django.db.models import ProtectedError
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
+from accounts.models import record
 from accounts.permissions import admin_required
 
-from .connectors import connectors_by_category
+from .connectors import CONNECTORS, connectors_by_category
+from .forms import TOKEN_HELP, IntegrationForm
 from .models import Integration
+from .services import remember_result, test_connection
+
+SECRET_FIELDS = ("access_key", "secret_key")
+
+
+def _connections():
+    # Listing never decrypts: an undecryptable key must not break the page (RELIABILITY §3.4).
+    return Integration.objects.defer(*SECRET_FIELDS)
+
+
+def _get(pk: int) -> Integration:
+    return get_object_or_404(_connections(), pk=pk)
+
+
+def _slug_or_404(slug: str) -> str:
+    if slug not in CONNECTORS:
+        raise Http404("Unknown scanner type.")
+    return slug
 
 
 @admin_required
+@never_cache
 @require_GET
 def scanners(request):
+    """Integrations › Scanners: one tab per connector category, one card per connector with its connections."""
     categories = connectors_by_category()
     tab = request.GET.get("tab") or categories[0][0]
-    connections = Integration.objects.defer("access_key", "secret_key")
-    return render(
-        request,
-        "integrations/scanners.html",
-        {"categories": categories, "tab": tab, "connections": connections},
+    if tab not in {slug for slug, _, _ in categories}:
+        tab = categories[0][0]
+    context = {
+        "categories": categories,
+        "tab": tab,
+        "cards": _cards(tab, categories),
+        "open_pk": request.GET.get("open", ""),
+    }
+    if request.htmx and request.htmx.target == "connector-cards":
+        return render(request, "integrations/partials/_cards.html", context)
+    return render(request, "integrations/scanners.html", context)
+
+
+def _cards(tab: str, categories) -> list[dict]:
+    connectors = next(c for slug, _, c in categories if slug == tab)
+    connections = list(_connections())
+    return [
+        {
+            "spec": spec,
+            "connections": [c for c in connections if c.connector == spec.slug],
+            "active": any(c.is_active for c in connections if c.connector == spec.slug),
+        }
+        for spec in connectors
+    ]
+
+
+@admin_required
+@require_POST
+def activate_connector(request, slug: str):
+    """Activate a connector: reactivate its connections, or create the first one and open its settings."""
+    spec = CONNECTORS[_slug_or_404(slug)]
+    existing = _connections().filter(connector=slug)
+    if existing.exists():
+        existing.update(is_active=True)
+        for integration in existing:
+            record(request.user, "integration.activated", integration, request)
+        target = f"{reverse('integrations:scanners')}?tab={spec.category}"
+    else:
+        name = spec.label if not Integration.objects.filter(name=spec.label).exists() else f"{spec.label} 2"
+        integration = Integration.objects.create(
+            connector=slug, name=name, is_active=True, api_url=spec.default_api_url, updated_by=request.user
+        )
+        record(request.user, "integration.activated", integration, request)
+        messages.info(
+            request, f"{spec.label} activated. Enter the User Key and Secret Key, then Test Connection."
+        )
+        target = f"{reverse('integrations:scanners')}?tab={spec.category}&open={integration.pk}"
+    return HttpResponseClientRedirect(target) if request.htmx else redirect(target)
+
+
+@admin_required
+@require_POST
+def set_active(request, pk: int, active: bool):
+    integration = _get(pk)
+    Integration.objects.filter(pk=pk).update(is_active=active)
+    record(
+        request.user, "integration.activated" if active else "integration.deactivated", integration, request
     )
+    messages.success(request, f"{integration.name} {'activated' if active else 'deactivated'}.")
+    target = f"{reverse('integrations:scanners')}?tab={integration.spec.category}"
+    return HttpResponseClientRedirect(target) if request.htmx else redirect(target)
+
+
+@admin_required
+@never_cache
+@sensitive_post_parameters(*SECRET_FIELDS)
+@require_http_methods(["GET", "POST"])
+def connection_settings(request, pk: int | None = None, slug: str | None = None):
+    """The settings panel (drawer): Connection Name, User Key, Secret Key, API URL; Test Connection; Save and Connect.
+
+    Saving keys that fail the test is allowed only once the user has seen the failure (`confirm_failed`).
+    """
+    integration = _get(pk) if pk else Integration(connector=_slug_or_404(slug), is_active=True)
+    form = IntegrationForm(request.POST or None, instance=integration, connector_slug=integration.connector)
+    result = None
+    if request.method == "POST" and form.is_valid():
+        result = test_connection(integration, api_url=form.cleaned_data["api_url"], **form.credentials)
+        if result.ok or request.POST.get("confirm_failed") == form.fingerprint():
+            return _save(request, form, result)
+        if request.htmx:
+            # Swap only the result area so the typed keys stay in the browser's inputs for "Save anyway".
+            response = render(
+                request,
+                "integrations/partials/_test_result.html",
+                {"result": result, "confirm_token": form.fingerprint()},
+            )
+            response["HX-Retarget"] = "#test-result"
+            response["HX-Reswap"] = "innerHTML"
+            return response
+    context = {"form": form, "integration": integration, "result": result, "token_help": TOKEN_HELP}
+    if request.htmx:
+        return render(request, "integrations/partials/_settings_drawer.html", context)
+    return render(request, "integrations/settings.html", context)
+
+
+def _save(request, form: IntegrationForm, result):
+    created = form.instance.pk is None
+    changed = form.changed_data
+    integration = form.save(commit=False)
+    integration.updated_by = request.user
+    integration.save()
+    if created:
+        record(request.user, "integration.created", integration, request, connector=integration.connector)
+    if form.changed_credentials or (changed and not created):
+        # Field names only: never the values (RELIABILITY S7).
+        record(
+            request.user,
+            "integration.changed",
+            integration,
+            request,
+            fields=sorted({*changed, *form.changed_credentials}),
+        )
+    remember_result(integration, result, request.user, request)
+    if result.ok:
+        messages.success(request, f"{integration.name}: Connection successful. {result.message}")
+    else:
+        messages.warning(
+            request, f"{integration.name} saved, but the connection is failing: {result.message}"
+        )
+    target = f"{reverse('integrations:scanners')}?tab={integration.spec.category}"
+    if request.htmx:
+        response = render(request, "partials/_messages.html")
+        response["HX-Retarget"] = "#messages"
+        response["HX-Reswap"] = "innerHTML"
+        # After the swap, and the refresh before the close: closing the drawer detaches the form the events bubble from.
+        trigger_client_event(response, "integrationsChanged", after="settle")
+        return trigger_client_event(response, "closeDrawer", after="settle")
+    return redirect(target)
+
+
+@admin_required
+@never_cache
+@sensitive_post_parameters(*SECRET_FIELDS)
+@require_POST
+def test(request, pk: int | None = None, slug: str | None = None):
+    """Test Connection: tests the values in the form (blank secrets mean the stored ones) and stores the outcome."""
+    integration = _get(pk) if pk else Integration(connector=_slug_or_404(slug))
+    form = IntegrationForm(request.POST, instance=integration, connector_slug=integration.connector)
+    # Only the URL and keys matter here; a half-filled name must not block a test.
+    form.is_valid()
+    if "api_url" in form.errors:
+        return render(
+            request, "integrations/partials/_test_result.html", {"error": form.errors["api_url"][0]}
+        )
+    credentials = {name: form.cleaned_data.get(name, "") for name in form.credential_names}
+    api_url = form.cleaned_data.get("api_url", "")
+    result = test_connection(integration, api_url=api_url, **credentials)
+    response = render(request, "integrations/partials/_test_result.html", {"result": result})
+    # Only a test of what is saved describes the saved connection; typed-in values are just a trial.
+    if integration.pk and not any(credentials.values()) and api_url in ("", integration.api_url):
+        remember_result(integration, result, request.user, request)
+        return trigger_client_event(response, "integrationsChanged")
+    record(
+        request.user,
+        "integration.tested",
+        integration if integration.pk else None,
+        request,
+        ok=result.ok,
+        result=result.message[:300],
+    )
+    return response
+
+
+@admin_required
+@require_POST
+def delete(request, pk: int):
+    integration = _get(pk)
+    try:
+        integration.delete()
+    except ProtectedError:
+        messages.error(
+            request, f"{integration.name} is used by scanner profiles; delete or rebind them first."
+        )
+    else:
+        record(request.user, "integration.deleted", None, request, name=integration.name)
+        messages.success(request, f"Connection {integration.name} deleted; its keys are gone.")
+    target = f"{reverse('integrations:scanners')}?tab={integration.spec.category}"
+    return HttpResponseClientRedirect(target) if request.htmx else redirect(target)

@@ -22,6 +22,7 @@ class CredentialField:
 class Connector:
     """A scanner service. Subclasses declare their identity and credentials and implement the calls."""
 
+    do_not_call_in_templates = True  # templates read the class's declarations; they must not instantiate it
     slug: ClassVar[str]
     label: ClassVar[str]
     category: ClassVar[str]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.test import Client
@@ -27,16 +28,8 @@ def _named_routes():
                 ns = f"{namespace}{p.namespace}:" if p.namespace else namespace
                 yield from walk(p.url_patterns, prefix + str(p.pattern), ns)
             elif isinstance(p, URLPattern) and p.name:
-                path = (prefix + str(p.pattern)).replace("<int:pk>", "1")
-                for key in (
-                    "<int:project_pk>",
-                    "<int:profile_pk>",
-                    "<int:run_pk>",
-                    "<int:finding_pk>",
-                    "<int:asset_pk>",
-                ):
-                    path = path.replace(key, "1")
-                path = path.replace("<str:token>", "x").replace("<slug:slug>", "x")
+                path = re.sub(r"<int:\w+>", "1", prefix + str(p.pattern))
+                path = re.sub(r"<(?:str|slug|uuid):\w+>", "x", path)
                 yield namespace + p.name, "/" + path
 
     return list(walk(get_resolver().url_patterns))

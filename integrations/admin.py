@@ -1,0 +1,25 @@
+from django.contrib import admin
+
+from .models import Integration
+
+
+@admin.register(Integration)
+class IntegrationAdmin(admin.ModelAdmin):
+    """Read-mostly view for superusers; keys are managed in the app and never rendered here (RELIABILITY S4)."""
+
+    list_display = ["name", "connector", "is_active", "api_url", "last_test_ok", "last_tested_at"]
+    fields = [
+        "name",
+        "connector",
+        "is_active",
+        "api_url",
+        "access_key_hint",
+        "last_tested_at",
+        "last_test_ok",
+        "last_test_message",
+    ]
+    readonly_fields = ["connector", "access_key_hint", "last_tested_at", "last_test_ok", "last_test_message"]
+    actions = None
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("access_key", "secret_key")

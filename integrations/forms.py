@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+from django import forms
+from django.utils.crypto import salted_hmac
+
+from .models import Integration
+
+TOKEN_HELP = (
+    "In Tenable.io: Settings › My Account › API Keys › Generate (or, for a dedicated user, Settings › Users › "
+    "the user › API Keys). Copy both keys at once — the Secret Key is shown only once."
+)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class IntegrationForm(forms.ModelForm):
+    """Connection Name, the connector's declared credentials (write-only) and the API URL.
+
+    A blank secret keeps the stored one, so editing the name never requires re-entering keys.
+    """
+
+    api_url = forms.URLField(label="API URL", max_length=300, assume_scheme="https")
+
+    class Meta:
+        model = Integration
+        fields = ["name", "api_url"]
+        labels = {"name": "Connection Name", "api_url": "API URL"}
+        help_texts = {
+            "name": "A unique name for this connection, e.g. the Tenable.io container it reaches.",
+            "api_url": "Default https://cloud.tenable.com. FedRAMP and other regions use their own URL.",
+        }
+
+    def __init__(self, *args, connector_slug: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.connector = connector_slug
+        self.spec = self.instance.spec
+        self.fields["api_url"].initial = self.spec.default_api_url
+        has_keys = bool(self.instance.pk and self.instance.access_key_hint)
+        self.credential_names = []
+        for declared in self.spec.credential_fields:
+            help_text = declared.help_text
+            if has_keys:
+                help_text += " Leave blank to keep the saved key."
+            self.fields[declared.name] = forms.CharField(
+                label=declared.label,
+                required=not has_keys,
+                strip=True,
+                max_length=200,
+                help_text=help_text,
+                widget=forms.PasswordInput(
+                    render_value=False, attrs={"autocomplete": "off", "spellcheck": "false"}
+                )
+                if declared.secret
+                else forms.TextInput(),
+            )
+            self.credential_names.append(declared.name)
+        # Credentials first, as in the vendor's settings panel, then the advanced API URL.
+        self.order_fields(["name", *self.credential_names, "api_url"])
+
+    def clean_api_url(self) -> str:
+        url = self.cleaned_data["api_url"].strip().rstrip("/")
+        parts = urlsplit(url)
+        if parts.scheme == "https":
+            return url
+        if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
+            return url  # how the local Tenable.io simulator is reached
+        raise forms.ValidationError(
+            "Use an https:// URL (plain http is allowed only for 127.0.0.1 / localhost)."
+        )
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        """The credentials typed into the form; blanks mean 'use the stored value'."""
+        return {name: self.cleaned_data.get(name, "") for name in self.credential_names}
+
+    @property
+    def changed_credentials(self) -> list[str]:
+        return [name for name, value in self.credentials.items() if value]
+
+    def fingerprint(self) -> str:
+        """An HMAC of exactly what was submitted, so "Save anyway" saves only what the user saw fail."""
+        values = [
+            self.cleaned_data.get("name", ""),
+            self.cleaned_data.get("api_url", ""),
+            *self.credentials.values(),
+        ]
+        return salted_hmac("integration-save-anyway", "\x1f".join(values)).hexdigest()[:40]
+
+    def save(self, commit: bool = True) -> Integration:
+        integration = super().save(commit=False)
+        for name, value in self.credentials.items():
+            if value:
+                setattr(integration, name, value)
+        if self.credentials.get("access_key"):
+            integration.access_key_hint = self.credentials["access_key"][-4:]
+        if commit:
+            integration.save()
+        return integration
