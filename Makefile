@@ -32,6 +32,9 @@ setup-dev: $(VENV)/.dev .env
 run: setup
 	./scripts/run.sh
 
+demo: setup
+	DEMO=1 ./scripts/run.sh
+
 test: setup-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

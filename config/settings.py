@@ -183,6 +183,14 @@ TENABLE_TIMEOUT = (
     env.float("TENABLE_READ_TIMEOUT", default=30.0),
 )
 TENABLE_INTERACTIVE_BUDGET = env.float("TENABLE_INTERACTIVE_BUDGET", default=20.0)
+# Background runs: how long to wait for a launched scan, for an export, and how often to poll.
+TENABLE_SCAN_WAIT_SECONDS = env.int("TENABLE_SCAN_WAIT_SECONDS", default=6 * 60 * 60)
+TENABLE_EXPORT_DEADLINE = env.float("TENABLE_EXPORT_DEADLINE", default=30 * 60.0)
+TENABLE_POLL_INITIAL = env.float("TENABLE_POLL_INITIAL", default=5.0)
+TENABLE_POLL_MAX = env.float("TENABLE_POLL_MAX", default=60.0)
+# Transient failures retry after RUN_RETRY_BASE * 2**attempt seconds; silent runs fail after RUN_STALE_AFTER.
+RUN_RETRY_BASE = env.float("RUN_RETRY_BASE", default=30.0)
+RUN_STALE_AFTER = env.int("RUN_STALE_AFTER", default=15 * 60)
 
 # ---------------------------------------------------------------------------
 # Celery (cookiecutter-django style: CELERY_ namespace, JSON only)
@@ -195,6 +203,8 @@ if REDIS_URL:
         # A hung Redis must not freeze a web request (RELIABILITY C4).
         "socket_timeout": 5,
         "socket_connect_timeout": 5,
+        # Publishing gives up on the first connection failure instead of retrying for seconds.
+        "max_retries": 0,
         # Must exceed the hard time limit, or long imports get redelivered mid-run (C3).
         "visibility_timeout": 4 * 60 * 60,
         "unacked_restore_interval": 10,
@@ -232,6 +242,16 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=2 *
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=2 * 60 * 60 + 300)
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stale-runs": {"task": "projects.tasks.sweep_stale_runs", "schedule": 300.0},
+    "expire-risk-acceptances": {"task": "projects.tasks.expire_risk_acceptances", "schedule": 3600.0},
+}
+# Long imports and short deliveries on separate queues, so a big import never delays a webhook.
+CELERY_TASK_ROUTES = {
+    "projects.tasks.run_scan": {"queue": "imports"},
+    "projects.tasks.import_uploaded_file": {"queue": "imports"},
+}
+CELERY_TASK_DEFAULT_QUEUE = "celery"
 
 # ---------------------------------------------------------------------------
 # Logging: secrets never reach a log line (see accounts.logging)

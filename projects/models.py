@@ -5,8 +5,8 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
-from fernet_fields import EncryptedTextField
 
+from integrations.fields import SecretField
 from integrations.models import Integration
 
 from .choices import (
@@ -81,8 +81,8 @@ class ScannerProfile(models.Model):
         "django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     webhook_url = models.URLField("Webhook", max_length=2048, blank=True)
-    webhook_secret = EncryptedTextField(blank=True)
-    webhook_previous_secret = EncryptedTextField(blank=True)
+    webhook_secret = SecretField(blank=True)
+    webhook_previous_secret = SecretField(blank=True)
     webhook_previous_secret_expires = models.DateTimeField(null=True, blank=True)
     webhook_disabled_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -208,6 +208,11 @@ class Asset(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["project", "identity"], name="asset_identity_unique")]
+        indexes = [
+            # Findings review: walk hosts in name / last-seen order and stop at the page.
+            models.Index(fields=["project", "name", "id"], name="asset_name_order"),
+            models.Index(fields=["project", "last_seen", "id"], name="asset_last_seen_order"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -243,32 +248,53 @@ class Plugin(models.Model):
 class Finding(models.Model):
     """One vulnerability on one host/port. Identity is project + asset + plugin + port + protocol (`fingerprint`)."""
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="findings")
+    # The unique (project, fingerprint) index leads with project, so no separate project index.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="findings", db_index=False)
     profile = models.ForeignKey(
         ScannerProfile, null=True, blank=True, on_delete=models.SET_NULL, related_name="findings"
     )
-    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="findings")
-    plugin = models.ForeignKey(Plugin, on_delete=models.PROTECT, related_name="findings")
+    # (asset, state) and (project, plugin) indexes below cover these; single-column FK indexes would only slow imports.
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="findings", db_index=False)
+    plugin = models.ForeignKey(Plugin, on_delete=models.PROTECT, related_name="findings", db_index=False)
     fingerprint = models.UUIDField()
     port = models.IntegerField(default=0)
     protocol = models.CharField(max_length=16, default="tcp")
     service = models.CharField(max_length=100, blank=True)
     severity = models.SmallIntegerField(choices=Severity.choices)
-    effective_severity = models.SmallIntegerField(choices=Severity.choices, db_index=True)
+    effective_severity = models.SmallIntegerField(choices=Severity.choices)
     plugin_output = models.TextField(blank=True)
     state = models.CharField(max_length=10, choices=FindingState.choices, default=FindingState.OPEN)
     triage = models.CharField(max_length=16, choices=Triage.choices, default=Triage.NONE, blank=True)
     triage_reason = models.CharField(max_length=1000, blank=True)
     triage_until = models.DateField(null=True, blank=True)
-    triage_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    triage_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_index=False,
+        related_name="+",
+    )
     triage_at = models.DateTimeField(null=True, blank=True)
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
     fixed_at = models.DateTimeField(null=True, blank=True)
-    first_run = models.ForeignKey(ScanRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    last_run = models.ForeignKey(ScanRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Run references carry no database constraint: each would cost a lookup per imported row, and Django's
+    # collector still applies SET_NULL when a run is deleted.
+    first_run = models.ForeignKey(
+        ScanRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
+    )
+    last_run = models.ForeignKey(
+        ScanRun,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
     fixed_by_run = models.ForeignKey(
-        ScanRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        ScanRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
     )
 
     class Meta:
@@ -279,6 +305,19 @@ class Finding(models.Model):
             models.Index(fields=["project", "state", "effective_severity"]),
             models.Index(fields=["asset", "state"]),
             models.Index(fields=["project", "plugin"]),
+            # Findings review: the list's order (and deep pages) without a sort; open counts by severity and
+            # by host read only the partial open index; the few triaged rows have their own small index.
+            models.Index(fields=["project", "effective_severity", "id"], name="finding_severity_order"),
+            models.Index(
+                fields=["project", "effective_severity", "asset"],
+                condition=Q(state__in=["open", "reopened"]),
+                name="finding_open_severity_asset",
+            ),
+            models.Index(
+                fields=["project", "triage", "state", "effective_severity", "triage_until", "asset"],
+                condition=~Q(triage=""),
+                name="finding_triaged",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -290,3 +329,44 @@ class Finding(models.Model):
     @property
     def is_open(self) -> bool:
         return self.state != FindingState.FIXED
+
+
+class RunAsset(models.Model):
+    """A host a run covered. Closure of fixed findings is scoped to these, and it records "last seen" per run/host
+    so that re-imports need not rewrite every unchanged finding."""
+
+    run = models.ForeignKey(ScanRun, on_delete=models.CASCADE, related_name="run_assets")
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="run_assets")
+    findings = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "asset"], name="run_asset_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.asset_id} in run {self.run_id}"
+
+
+class FindingEvent(models.Model):
+    """A change in a finding's life: opened, fixed, reopened by a run; triaged or un-triaged by a person."""
+
+    class Kind(models.TextChoices):
+        OPENED = "opened", "First seen"
+        FIXED = "fixed", "Fixed"
+        REOPENED = "reopened", "Reopened"
+        TRIAGED = "triaged", "Triaged"
+        UNTRIAGED = "untriaged", "Triage undone"
+        EXPIRED = "expired", "Acceptance expired"
+
+    finding = models.ForeignKey(Finding, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    run = models.ForeignKey(ScanRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    note = models.CharField(max_length=1000, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["finding", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.finding_id})"

@@ -13,10 +13,19 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-"$BIN/celery" -A config worker --loglevel=INFO --concurrency=2 --hostname="worker@%h" & pids+=($!)
+if [ "${DEMO:-}" = "1" ]; then
+  SIM_PORT="${SIM_PORT:-8834}"
+  "$BIN/python" manage.py tenable_simulator --port "$SIM_PORT" --launch-seconds 8 & pids+=($!)
+  for _ in $(seq 50); do (echo > "/dev/tcp/127.0.0.1/$SIM_PORT") 2>/dev/null && break; sleep 0.2; done
+fi
+
+"$BIN/celery" -A config worker --loglevel=INFO --concurrency=2 --queues=imports,celery --hostname="worker@%h" & pids+=($!)
 "$BIN/celery" -A config beat --loglevel=INFO --pidfile= & pids+=($!)
 "$BIN/python" manage.py runserver "127.0.0.1:${PORT}" & pids+=($!)
 sleep 2
+if [ "${DEMO:-}" = "1" ]; then
+  "$BIN/python" manage.py demo --simulator-url "http://127.0.0.1:${SIM_PORT}" --url "http://127.0.0.1:${PORT}/"
+fi
 echo
 echo "  Tenable Console is running at http://127.0.0.1:${PORT}/   (Ctrl-C stops the web server, worker and beat)"
 echo

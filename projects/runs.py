@@ -1,0 +1,390 @@
+"""Runs of scanner profiles: requesting one, and the pipeline a worker executes (DESIGN §4, steps 1–6).
+
+Every run is a `ScanRun` row. Workers claim it with a conditional update, report progress by updating the
+row, and finish it inside the import's transaction. Failures leave findings exactly as they were and put a
+sentence an admin can act on in `run.error`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import record
+from integrations.connectors.tenable_io.errors import TenableError
+from integrations.connectors.tenable_io.nessus import NessusParseError
+from integrations.services import CredentialsUnavailable, open_connector
+
+from .choices import ACTIVE_RUN_STATUSES, RunStatus, Trigger
+from .importer import ImportCounts, import_nessus
+from .models import ScannerProfile, ScanRun
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 4
+TERMINAL_TENABLE = {"completed", "imported", "canceled", "aborted", "stopped", "empty"}
+QUEUE_UNAVAILABLE = (
+    "The job queue is unavailable, so the run was not started. Try again in a minute; "
+    "if it keeps failing, an administrator should check that Redis and the Celery worker are running."
+)
+
+
+class RunRefused(Exception):
+    """A run could not be requested; `run` is the active run that blocks it, or the run that could not be queued."""
+
+    def __init__(self, message: str, run: ScanRun | None = None):
+        super().__init__(message)
+        self.message = message
+        self.run = run
+
+
+class RetryLater(Exception):
+    """A transient failure: the task should try the run again after `countdown` seconds."""
+
+    def __init__(self, countdown: float):
+        super().__init__(countdown)
+        self.countdown = countdown
+
+
+class RunCanceled(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Requesting runs
+# ---------------------------------------------------------------------------------------------------------------
+def request_run(profile: ScannerProfile, *, trigger: str = Trigger.MANUAL, user=None) -> ScanRun:
+    """Create a queued run of `profile` and hand it to a worker; raises RunRefused when one is already active."""
+    try:
+        with transaction.atomic():
+            run = ScanRun.objects.create(
+                project=profile.project,
+                profile=profile,
+                trigger=trigger,
+                requested_by=user if getattr(user, "is_authenticated", False) else None,
+                tenable_scan_id=profile.scan_id,
+                tenable_scan_name=profile.scan_name,
+                message="Waiting for a worker",
+            )
+    except IntegrityError:
+        active = profile.runs.filter(status__in=ACTIVE_RUN_STATUSES).first()
+        label = f" (run #{active.pk}, {active.get_status_display().lower()})" if active else ""
+        raise RunRefused(f"A run of {profile.name} is already in progress{label}.", active) from None
+    record(user, "run.requested", run, None, profile=profile.name, trigger=trigger)
+    enqueue(run)
+    run.refresh_from_db()
+    if run.status == RunStatus.FAILED:
+        raise RunRefused(run.error, run)
+    return run
+
+
+def enqueue(run: ScanRun) -> None:
+    """Publish the run's task once the row is committed; a dead or hung broker fails the run within ~5 s."""
+    transaction.on_commit(partial(_publish, run.pk))
+
+
+def _publish(run_id: int) -> None:
+    from .tasks import run_scan
+
+    try:
+        # No publish retries: the broker's 5 s socket timeouts bound a hung Redis (RELIABILITY C4).
+        run_scan.apply_async(args=[run_id], retry=False)
+    except Exception:
+        log.exception("Could not queue run %s", run_id)
+        _finish(run_id, RunStatus.FAILED, error=QUEUE_UNAVAILABLE, message="Not started")
+
+
+def enqueue_upload(run: ScanRun, path: str) -> None:
+    """Queue the import of an uploaded file; if the queue is down, fail the run and remove the file."""
+
+    def publish() -> None:
+        from .tasks import import_uploaded_file
+
+        try:
+            import_uploaded_file.apply_async(args=[run.pk, path], retry=False)
+        except Exception:
+            log.exception("Could not queue upload run %s", run.pk)
+            Path(path).unlink(missing_ok=True)
+            _finish(run.pk, RunStatus.FAILED, error=QUEUE_UNAVAILABLE, message="Not started")
+
+    transaction.on_commit(publish)
+
+
+def execute_upload(run_id: int, path: str, *, redelivered: bool = False) -> None:
+    """Import an uploaded file for a claimed run, then delete the file whatever happened."""
+    try:
+        run = claim(run_id, redelivered=redelivered)
+        if run is not None:
+            try:
+                import_upload(run, path)
+            except RunCanceled:
+                pass
+            except Exception:
+                log.exception("Upload run %s failed unexpectedly", run_id)
+                _finish(
+                    run_id,
+                    RunStatus.FAILED,
+                    error=f"An unexpected error stopped run #{run_id}; nothing was imported.",
+                )
+    finally:
+        Path(path).unlink(missing_ok=True)
+
+
+def cancel_run(run: ScanRun, user=None) -> bool:
+    """Cancel an active run; the worker notices between steps and rolls back anything unfinished."""
+    changed = ScanRun.objects.filter(pk=run.pk, status__in=ACTIVE_RUN_STATUSES).update(
+        status=RunStatus.CANCELED,
+        finished_at=timezone.now(),
+        message=f"Canceled by {getattr(user, 'username', 'system')}",
+    )
+    if changed:
+        record(user, "run.canceled", run, None)
+    return bool(changed)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Executing runs (called by the Celery task)
+# ---------------------------------------------------------------------------------------------------------------
+def claim(run_id: int, *, redelivered: bool = False) -> ScanRun | None:
+    """Take the run for this worker, or None if another worker has it, it is finished, or it was canceled.
+
+    A redelivered message (the previous worker died) may take over an active run, up to MAX_ATTEMPTS times.
+    """
+    statuses = ACTIVE_RUN_STATUSES if redelivered else [RunStatus.QUEUED]
+    now = timezone.now()
+    claimed = ScanRun.objects.filter(pk=run_id, status__in=statuses).update(
+        status=RunStatus.QUEUED, attempts=F("attempts") + 1, started_at=now, heartbeat_at=now, progress_done=0
+    )
+    if not claimed:
+        return None
+    run = ScanRun.objects.select_related("project", "profile__integration").get(pk=run_id)
+    if run.attempts > MAX_ATTEMPTS:
+        reason = "the worker stopped (killed or out of memory)" if redelivered else "it kept failing"
+        _finish(
+            run.pk,
+            RunStatus.FAILED,
+            error=f"Gave up after {MAX_ATTEMPTS} attempts: {reason}. Check the worker's logs and memory.",
+        )
+        return None
+    return run
+
+
+def execute_run(run_id: int, *, redelivered: bool = False) -> None:
+    """Run the whole pipeline for one claimed run; raises RetryLater for transient failures."""
+    run = claim(run_id, redelivered=redelivered)
+    if run is None:
+        return
+    try:
+        _pipeline(run)
+    except RunCanceled:
+        log.info("Run %s was canceled", run.pk)
+    except TenableError as exc:
+        _fail_or_retry(run, exc.message, permanent=exc.permanent, retry_after=exc.retry_after)
+    except CredentialsUnavailable as exc:
+        _finish(run.pk, RunStatus.FAILED, error=exc.message)
+    except NessusParseError as exc:
+        _finish(run.pk, RunStatus.FAILED, error=f"{exc.message} Nothing was imported from this run.")
+    except Exception:
+        log.exception("Run %s failed unexpectedly", run.pk)
+        _finish(
+            run.pk,
+            RunStatus.FAILED,
+            error=f"An unexpected error stopped run #{run.pk}; nothing was imported. Details are in the worker log.",
+        )
+
+
+def _pipeline(run: ScanRun) -> None:
+    profile = run.profile
+    connector = open_connector(profile.integration, budget=300.0)
+    scan_id = profile.scan_id
+    run_uuid = ""
+    if profile.start_scan:
+        _set(run, RunStatus.LAUNCHING, "Launching the Tenable.io scan")
+        run_uuid = run.tenable_run_uuid or connector.start_scan(scan_id)
+        ScanRun.objects.filter(pk=run.pk).update(tenable_run_uuid=run_uuid)
+        _set(run, RunStatus.WAITING, "Waiting for the Tenable.io scan to finish")
+        status = _wait_for_scan(run, connector, scan_id)
+        if status in ("canceled", "aborted", "stopped"):
+            _finish(
+                run.pk,
+                RunStatus.FAILED,
+                tenable_status=status,
+                error=f"The Tenable.io scan ended as “{status}”, so there is nothing complete to import. Check the scan in Tenable.io and run again.",
+            )
+            return
+    details = connector.describe_scan(scan_id)
+    entry = _choose_history(details.history, run_uuid)
+    if entry is None:
+        _finish(
+            run.pk,
+            RunStatus.FAILED,
+            error="This Tenable.io scan has no completed run to import yet. Run it in Tenable.io, or turn on Start Scan.",
+        )
+        return
+    ScanRun.objects.filter(pk=run.pk).update(
+        tenable_run_uuid=entry.uuid,
+        tenable_history_id=entry.history_id,
+        tenable_status=entry.status,
+        tenable_scan_name=details.name[:300],
+        progress_total=details.host_count,
+    )
+    already = (
+        profile.runs.filter(status=RunStatus.SUCCEEDED, tenable_run_uuid=entry.uuid)
+        .exclude(pk=run.pk)
+        .first()
+    )
+    if already:
+        _finish(
+            run.pk,
+            RunStatus.SUCCEEDED,
+            up_to_date=True,
+            message=f"Up to date: this Tenable.io run was already imported by run #{already.pk}.",
+        )
+        return
+    _set(run, RunStatus.EXPORTING, "Exporting the results from Tenable.io")
+    with connector.open_run(scan_id, entry.history_id, deadline=settings.TENABLE_EXPORT_DEADLINE) as stream:
+        _set(run, RunStatus.IMPORTING, "Importing findings")
+        import_nessus(
+            run,
+            stream,
+            severity_shift=profile.severity_shift,
+            on_progress=partial(_progress, run.pk),
+            on_merged=partial(_succeed, run),
+        )
+
+
+def import_upload(run: ScanRun, path: str) -> None:
+    """Import an uploaded `.nessus` file through the same importer (no Tenable calls, no severity shift)."""
+    _set(run, RunStatus.IMPORTING, "Importing the uploaded file")
+    try:
+        import_nessus(run, path, on_progress=partial(_progress, run.pk), on_merged=partial(_succeed, run))
+    except NessusParseError as exc:
+        _finish(run.pk, RunStatus.FAILED, error=f"{exc.message} Nothing was imported.")
+
+
+def _wait_for_scan(run: ScanRun, connector, scan_id) -> str:
+    """Poll the cheap latest-status call with backoff until the scan ends or the deadline passes."""
+    deadline = time.monotonic() + settings.TENABLE_SCAN_WAIT_SECONDS
+    delay = settings.TENABLE_POLL_INITIAL
+    while True:
+        status = connector.latest_status(scan_id)
+        ScanRun.objects.filter(pk=run.pk).update(tenable_status=status, heartbeat_at=timezone.now())
+        if status in TERMINAL_TENABLE:
+            return status
+        _check_canceled(run.pk)
+        if time.monotonic() + delay > deadline:
+            raise TenableError(
+                f"The Tenable.io scan was still “{status}” after {settings.TENABLE_SCAN_WAIT_SECONDS // 60} minutes; "
+                "the next run will pick up its results.",
+                kind="timeout",
+                permanent=True,
+            )
+        time.sleep(delay)
+        delay = min(delay * 1.5, settings.TENABLE_POLL_MAX)
+
+
+def _choose_history(history, run_uuid: str):
+    """The launched run when there is one, else the newest completed (or imported) run."""
+    if run_uuid:
+        return next(
+            (h for h in history if h.uuid == run_uuid and h.status in ("completed", "imported")), None
+        )
+    return next((h for h in history if h.status in ("completed", "imported")), None)
+
+
+def _progress(run_id: int, items: int, hosts: int) -> None:
+    _check_canceled(run_id)
+    ScanRun.objects.filter(pk=run_id).update(
+        progress_done=hosts, count_total=items, heartbeat_at=timezone.now()
+    )
+
+
+def _check_canceled(run_id: int) -> None:
+    if ScanRun.objects.filter(pk=run_id, status=RunStatus.CANCELED).exists():
+        raise RunCanceled
+
+
+def _succeed(run: ScanRun, counts: ImportCounts) -> None:
+    """Finish the run inside the import transaction: counts, status, audit event."""
+    _check_canceled(run.pk)
+    _finish(
+        run.pk,
+        RunStatus.SUCCEEDED,
+        message=f"Imported {counts.total} findings from {counts.hosts} hosts",
+        count_total=counts.total,
+        count_new=counts.new,
+        count_fixed=counts.fixed,
+        count_reopened=counts.reopened,
+        count_unchanged=counts.unchanged,
+        count_hosts=counts.hosts,
+        count_by_severity=counts.by_severity,
+        log=counts.log,
+        progress_done=counts.hosts,
+        progress_total=counts.hosts,
+    )
+    record(
+        None,
+        "run.succeeded",
+        run,
+        None,
+        new=counts.new,
+        fixed=counts.fixed,
+        reopened=counts.reopened,
+        total=counts.total,
+    )
+
+
+def _set(run: ScanRun, status: str, message: str) -> None:
+    _check_canceled(run.pk)
+    ScanRun.objects.filter(pk=run.pk, status__in=ACTIVE_RUN_STATUSES).update(
+        status=status, message=message, heartbeat_at=timezone.now()
+    )
+
+
+def _finish(run_id: int, status: str, **fields) -> None:
+    fields.setdefault("finished_at", timezone.now())
+    ScanRun.objects.filter(pk=run_id, status__in=ACTIVE_RUN_STATUSES).update(status=status, **fields)
+    if status == RunStatus.FAILED:
+        log.warning("Run %s failed: %s", run_id, fields.get("error", ""))
+
+
+def _fail_or_retry(run: ScanRun, message: str, *, permanent: bool, retry_after: float | None) -> None:
+    if permanent or run.attempts >= MAX_ATTEMPTS:
+        _finish(run.pk, RunStatus.FAILED, error=message)
+        return
+    countdown = max(retry_after or 0, settings.RUN_RETRY_BASE * 2 ** (run.attempts - 1))
+    ScanRun.objects.filter(pk=run.pk, status__in=ACTIVE_RUN_STATUSES).update(
+        status=RunStatus.QUEUED, message=f"Retrying in {int(countdown)} s: {message}"[:500], error=""
+    )
+    raise RetryLater(countdown)
+
+
+def sweep_stale_runs(now=None) -> int:
+    """Fail runs whose worker went silent (no heartbeat), so nothing shows 'running' forever."""
+    now = now or timezone.now()
+    stale = ScanRun.objects.filter(
+        status__in=[s for s in ACTIVE_RUN_STATUSES if s != RunStatus.QUEUED],
+        heartbeat_at__lt=now - timedelta(seconds=settings.RUN_STALE_AFTER),
+    ).exclude(
+        status=RunStatus.WAITING, heartbeat_at__gte=now - timedelta(seconds=settings.RUN_STALE_AFTER * 4)
+    )
+    never_started = ScanRun.objects.filter(
+        status=RunStatus.QUEUED, created_at__lt=now - timedelta(seconds=settings.RUN_STALE_AFTER * 2)
+    )
+    count = 0
+    for run in [*stale, *never_started]:
+        _finish(
+            run.pk,
+            RunStatus.FAILED,
+            error="The worker stopped responding during this run; nothing from it was imported. Run it again.",
+        )
+        count += 1
+    return count

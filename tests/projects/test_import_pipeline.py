@@ -1,0 +1,288 @@
+"""The import engine (DESIGN §4): counts against the simulator's ground truth, idempotence, faults, fixtures."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from integrations.connectors.tenable_io.simulator import TenableSimulator
+from projects.choices import RunStatus
+from projects.models import Finding, FindingEvent, Project, RunAsset, ScannerProfile, ScanRun
+from projects.runs import (
+    RetryLater,
+    RunRefused,
+    cancel_run,
+    execute_run,
+    import_upload,
+    request_run,
+    sweep_stale_runs,
+)
+from tests.conftest import IN_CI
+from tests.integrations.conftest import make_integration
+
+pytestmark = pytest.mark.django_db
+FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "nessus"
+
+
+@pytest.fixture
+def sim(settings):
+    settings.TENABLE_POLL_INITIAL = 0.05
+    settings.TENABLE_POLL_MAX = 0.1
+    simulator = TenableSimulator(scans=2, launch_seconds=0.2, hosts_down=1)
+    server = simulator.serve()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def profile(sim):
+    scan_id = sim.sim.add_scan("Pipeline scan", hosts=8, findings_per_host=30, runs=1)
+    integration = make_integration(sim.url)
+    project = Project.objects.create(name="Pipeline")
+    return ScannerProfile.objects.create(
+        project=project, integration=integration, name="Weekly", scan_id=scan_id, meta_data="prod"
+    )
+
+
+def _run(profile, **fields) -> ScanRun:
+    run = ScanRun.objects.create(project=profile.project, profile=profile, **fields)
+    execute_run(run.pk)
+    run.refresh_from_db()
+    return run
+
+
+def _truth(sim, scan_id, history_id):
+    return {(ip, plugin, port, proto) for ip, plugin, port, proto, _ in sim.findings(scan_id, history_id)}
+
+
+def _db_state():
+    rows = Finding.objects.values_list("asset__ip", "plugin_id", "port", "protocol", "state")
+    return {(ip, plugin, port, proto): state for ip, plugin, port, proto, state in rows}
+
+
+def test_first_import_then_changed_runs_have_exact_counts(sim, profile):
+    scan_id = profile.scan_id
+    first = _run(profile)
+    assert first.status == RunStatus.SUCCEEDED, first.error
+    h0 = sim.sim.history_ids(scan_id)[-1]
+    seen0 = _truth(sim.sim, scan_id, h0)
+    assert first.count_total == first.count_new == len(seen0) and first.count_fixed == 0
+    assert set(_db_state()) == seen0 and set(_db_state().values()) == {"open"}
+    assert RunAsset.objects.filter(run=first).count() == first.count_hosts
+
+    # A changed run, launched by the profile (Start Scan on): new, fixed only on covered hosts, unchanged.
+    ScannerProfile.objects.filter(pk=profile.pk).update(start_scan=True)
+    profile.refresh_from_db()
+    second = _run(profile)
+    assert second.status == RunStatus.SUCCEEDED, second.error
+    h1 = sim.sim.history_ids(scan_id)[-1]
+    assert h1 != h0 and second.tenable_history_id == h1
+    seen1 = _truth(sim.sim, scan_id, h1)
+    covered1 = {ip for ip, *_ in seen1}
+    expected_fixed = {f for f in seen0 - seen1 if f[0] in covered1}
+    down_host_findings = {f for f in seen0 - seen1 if f[0] not in covered1}
+    assert second.count_new == len(seen1 - seen0)
+    assert second.count_fixed == len(expected_fixed) > 0
+    assert second.count_unchanged == len(seen1 & seen0)
+    state = _db_state()
+    assert {f for f, s in state.items() if s == "fixed"} == expected_fixed
+    assert all(state[f] == "open" for f in down_host_findings)  # a host that was down is not "fixed"
+
+    # Another run: anything fixed that comes back is reopened.
+    third = _run(profile)
+    h2 = sim.sim.history_ids(scan_id)[-1]
+    seen2 = _truth(sim.sim, scan_id, h2)
+    assert third.count_reopened == len(seen2 & expected_fixed)
+    state = _db_state()
+    assert all(state[f] == "reopened" for f in seen2 & expected_fixed)
+    assert FindingEvent.objects.filter(kind="fixed").count() >= len(expected_fixed)
+    assert FindingEvent.objects.filter(kind="reopened", run=third).count() == third.count_reopened
+
+
+def test_same_tenable_run_twice_is_up_to_date_and_changes_nothing(sim, profile):
+    first = _run(profile)
+    before = list(Finding.objects.order_by("pk").values())
+    again = _run(profile)
+    assert again.status == RunStatus.SUCCEEDED and again.up_to_date
+    assert f"run #{first.pk}" in again.message
+    assert list(Finding.objects.order_by("pk").values()) == before
+
+
+def test_triage_survives_and_severity_shift_is_applied(sim, profile):
+    _run(profile)
+    finding = Finding.objects.filter(severity=0).first() or Finding.objects.first()
+    Finding.objects.filter(pk=finding.pk).update(triage="false_positive", triage_reason="lab host")
+    ScannerProfile.objects.filter(pk=profile.pk).update(start_scan=True, severity_shift=1)
+    profile.refresh_from_db()
+    run = _run(profile)
+    finding.refresh_from_db()
+    assert finding.triage == "false_positive" and finding.triage_reason == "lab host"
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    covered = Finding.objects.filter(asset__run_assets__run=run).exclude(state="fixed")
+    for severity, effective in covered.values_list("severity", "effective_severity"):
+        assert effective == min(4, severity + 1)
+    assert not Finding.objects.filter(severity=4).exclude(effective_severity=4).exists()
+
+
+@pytest.mark.parametrize("fault", ["malformed_xml", "export_error", "truncated_close"])
+def test_failures_leave_findings_as_they_were(sim, profile, fault):
+    _run(profile)
+    before = sorted(Finding.objects.values_list("pk", "state", "plugin_output"))
+    ScannerProfile.objects.filter(pk=profile.pk).update(start_scan=True)
+    profile.refresh_from_db()
+    if fault == "truncated_close":
+        sim.sim.set_fault("truncated_download", scan_id=profile.scan_id, mode="close")
+    else:
+        sim.sim.set_fault(fault, scan_id=profile.scan_id)
+    run = ScanRun.objects.create(project=profile.project, profile=profile)
+    if fault == "export_error":  # Tenable's export may work next time: retried, with the reason shown
+        with pytest.raises(RetryLater):
+            execute_run(run.pk)
+        run.refresh_from_db()
+        assert run.status == RunStatus.QUEUED and "could not export" in run.message
+    else:  # a broken file is not retried: it would break again
+        execute_run(run.pk)
+        run.refresh_from_db()
+        assert (
+            run.status == RunStatus.FAILED
+            and "not well-formed" in run.error
+            and "Nothing was imported" in run.error
+        )
+    assert sorted(Finding.objects.values_list("pk", "state", "plugin_output")) == before
+
+
+def test_transient_failure_asks_for_a_retry_then_succeeds(sim, profile, settings):
+    settings.RUN_RETRY_BASE = 1
+    sim.sim.set_fault("truncated_download", scan_id=profile.scan_id, mode="length", times=1)
+    run = ScanRun.objects.create(project=profile.project, profile=profile)
+    with pytest.raises(RetryLater):
+        execute_run(run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.QUEUED and "Retrying in" in run.message and not Finding.objects.exists()
+    execute_run(run.pk)
+    run.refresh_from_db()
+    assert (
+        run.status == RunStatus.SUCCEEDED and run.attempts == 2 and Finding.objects.count() == run.count_total
+    )
+
+
+def test_revoked_keys_fail_at_once_without_retry(sim, profile):
+    _run(profile)
+    before = Finding.objects.count()
+    profile.integration.secret_key = "revoked"
+    profile.integration.save()
+    ScannerProfile.objects.filter(pk=profile.pk).update(start_scan=True)
+    profile.refresh_from_db()
+    run = _run(profile)
+    assert (
+        run.status == RunStatus.FAILED and "Invalid User Key or Secret Key" in run.error and run.attempts == 1
+    )
+    assert Finding.objects.count() == before
+
+
+def test_canceled_or_aborted_scan_ends_the_run_with_tenables_word(sim, profile):
+    ScannerProfile.objects.filter(pk=profile.pk).update(start_scan=True)
+    profile.refresh_from_db()
+    sim.sim.set_launch_outcome(profile.scan_id, "aborted")
+    run = _run(profile)
+    assert run.status == RunStatus.FAILED and "“aborted”" in run.error and not Finding.objects.exists()
+
+
+def test_one_active_run_per_profile(profile, monkeypatch):
+    monkeypatch.setattr("projects.runs._publish", lambda run_id: None)
+    first = request_run(profile)
+    with pytest.raises(RunRefused) as refused:
+        request_run(profile)
+    assert refused.value.run == first and f"run #{first.pk}" in refused.value.message
+    assert ScanRun.objects.filter(profile=profile).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("broker", ["closed port", "hung (accepts, never answers)"])
+def test_unreachable_queue_answers_fast_and_leaves_no_orphan(profile, settings, broker):
+    from config.celery import app
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    if broker.startswith("hung"):
+        listener.listen(16)  # the kernel accepts connections; nobody ever answers
+    else:
+        listener.close()
+    previous = app.conf.broker_url, app.conf.broker_transport_options
+    app.conf.broker_url = f"redis://127.0.0.1:{port}/0"
+    app.conf.broker_transport_options = {"socket_timeout": 5, "socket_connect_timeout": 5, "max_retries": 0}
+    app._pool = app.amqp._producer_pool = None
+    started = time.monotonic()
+    try:
+        with pytest.raises(RunRefused) as refused:
+            request_run(profile)
+    finally:
+        app.conf.broker_url, app.conf.broker_transport_options = previous
+        app._pool = app.amqp._producer_pool = None
+        listener.close()
+    assert time.monotonic() - started < 6.5
+    assert "job queue is unavailable" in refused.value.message
+    run = ScanRun.objects.get()
+    assert run.status == RunStatus.FAILED and not run.is_active
+
+
+def test_cancel_and_sweeper(profile):
+    queued = ScanRun.objects.create(project=profile.project, profile=profile)
+    assert cancel_run(queued)
+    queued.refresh_from_db()
+    assert queued.status == RunStatus.CANCELED
+    execute_run(queued.pk)  # a worker picking it up later does nothing
+    queued.refresh_from_db()
+    assert queued.status == RunStatus.CANCELED and queued.attempts == 0
+
+    stale = ScanRun.objects.create(
+        project=profile.project, profile=profile, status=RunStatus.IMPORTING,
+        heartbeat_at=timezone.now() - timedelta(hours=1),
+    )  # fmt: skip
+    assert sweep_stale_runs() == 1
+    stale.refresh_from_db()
+    assert stale.status == RunStatus.FAILED and "stopped responding" in stale.error
+
+
+# -- the shared real-world fixtures ------------------------------------------------------------------
+FIXTURE_COUNTS = {
+    "nessus_with_cvssv3.nessus": (1, 48, {"0": 23, "1": 1, "2": 13, "3": 10, "4": 1}),
+    "nessus_many_vuln.xml": (1, 7, {"0": 7}),
+    "nessus_was_many_vuln.xml": (1, 5, {"0": 1, "1": 3, "3": 1}),
+    "nessus_was_no_vuln.xml": (1, 0, {}),
+    "issue_6992.nessus": (1, 1, {"2": 1}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURE_COUNTS))
+def test_shared_fixtures_import_with_the_documented_counts(name):
+    if not FIXTURES.is_dir():
+        if IN_CI:
+            pytest.fail(f"{FIXTURES} is missing (mandatory under CI)")
+        pytest.skip(f"{FIXTURES} is absent: the shared fixtures live beside the checkout")
+    hosts, total, by_severity = FIXTURE_COUNTS[name]
+    project = Project.objects.create(name=name)
+    run = ScanRun.objects.create(project=project, trigger="upload", source_name=name)
+    import_upload(run, os.fspath(FIXTURES / name))
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert (run.count_hosts, run.count_total, run.count_by_severity) == (hosts, total, by_severity)
+    assert Finding.objects.filter(project=project).count() == total
+    if name == "issue_6992.nessus":
+        finding = Finding.objects.get(project=project)
+        assert (
+            finding.severity == 2 and finding.plugin.cvss3_base_score == 7.5
+        )  # Tenable's severity, not CVSS's
+    # Importing the same file again changes nothing (P7).
+    again = ScanRun.objects.create(project=project, trigger="upload")
+    import_upload(again, os.fspath(FIXTURES / name))
+    again.refresh_from_db()
+    assert (again.count_new, again.count_fixed, again.count_reopened) == (0, 0, 0)
+    assert Finding.objects.filter(project=project).count() == total
