@@ -60,6 +60,11 @@ def child(run_id: int) -> None:
 def _recreate_database(url: str) -> None:
     import psycopg
 
+    if "django.db" in sys.modules:
+        from django.db import connections
+
+        connections.close_all()  # the previous size's connection would be killed by the drop
+
     name = url.rsplit("/", 1)[1]
     with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -286,3 +286,26 @@ def test_shared_fixtures_import_with_the_documented_counts(name):
     again.refresh_from_db()
     assert (again.count_new, again.count_fixed, again.count_reopened) == (0, 0, 0)
     assert Finding.objects.filter(project=project).count() == total
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cut_download_rolls_back_batches_already_merged_on_another_connection(
+    sim, postgres_required, settings
+):
+    """On PostgreSQL the merger runs on its own connection; a failure after some batches must undo them all."""
+    scan_id = sim.sim.add_scan("Big", hosts=500, findings_per_host=100, runs=1)
+    project = Project.objects.create(name="Threaded")
+    profile = ScannerProfile.objects.create(
+        project=project, integration=make_integration(sim.url), name="Big", scan_id=scan_id, meta_data="m"
+    )
+    sim.sim.set_fault("truncated_download", scan_id=scan_id, mode="chunked")
+    run = ScanRun.objects.create(project=project, profile=profile)
+    with pytest.raises(RetryLater):
+        execute_run(run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.QUEUED and "cut short" in run.message
+    assert not Finding.objects.exists() and not RunAsset.objects.exists()
+    sim.sim.clear_faults()
+    execute_run(run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and Finding.objects.count() == run.count_total == 50_000
