@@ -63,9 +63,11 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "django_celery_beat",
+    "ninja",  # django-ninja's bundled Swagger UI files: the API docs page needs no CDN
     "accounts",
     "integrations",
     "projects",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -176,6 +178,11 @@ if not DEBUG:
 # Webhook destinations that would otherwise be refused (private/loopback), e.g. "127.0.0.1/32".
 WEBHOOK_ALLOWED_PRIVATE = env.list("WEBHOOK_ALLOWED_PRIVATE", default=[])
 WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=False)
+# Webhooks: seconds one delivery attempt may take, and attempts before a delivery is marked failed.
+WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=15.0)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
+# The console's own address, for absolute links in webhook payloads (no trailing slash).
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 # Test Connection answers within this many seconds even if Tenable hangs.
 TENABLE_TIMEOUT = (
@@ -245,11 +252,13 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-runs": {"task": "projects.tasks.sweep_stale_runs", "schedule": 300.0},
     "expire-risk-acceptances": {"task": "projects.tasks.expire_risk_acceptances", "schedule": 3600.0},
+    "sweep-webhooks": {"task": "projects.webhook_tasks.sweep_webhooks", "schedule": 60.0},
 }
 # Long imports and short deliveries on separate queues, so a big import never delays a webhook.
 CELERY_TASK_ROUTES = {
     "projects.tasks.run_scan": {"queue": "imports"},
     "projects.tasks.import_uploaded_file": {"queue": "imports"},
+    "projects.webhook_tasks.deliver_webhook": {"queue": "celery"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from accounts import views as accounts
+from api.views import api
 from projects import views as projects
 
 urlpatterns = [
@@ -17,6 +18,8 @@ urlpatterns = [
     path("settings/users/new/", accounts.user_create, name="user_create"),
     path("settings/users/<int:pk>/", accounts.user_edit, name="user_edit"),
     path("settings/audit/", accounts.audit_log, name="audit_log"),
+    path("settings/api-tokens/", include("api.urls")),
+    path("api/v1/", api.urls),
     path("integrations/", include("integrations.urls")),
     path("projects/", include("projects.urls")),
     path("admin/", admin.site.urls),
