@@ -6,4 +6,4 @@ class ProjectsConfig(AppConfig):
     verbose_name = "Projects"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (connects the schedule clean-up)
+        from . import signals, webhooks  # noqa: F401  (schedule clean-up; webhook re-enable on URL save)

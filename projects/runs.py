@@ -13,6 +13,7 @@ from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -186,6 +187,14 @@ def execute_run(run_id: int, *, redelivered: bool = False) -> None:
         _pipeline(run)
     except RunCanceled:
         log.info("Run %s was canceled", run.pk)
+    except SoftTimeLimitExceeded:
+        minutes = settings.CELERY_TASK_SOFT_TIME_LIMIT // 60
+        _finish(
+            run.pk,
+            RunStatus.FAILED,
+            error=f"The run took longer than its {minutes}-minute limit and was stopped; nothing was imported. "
+            "Very large scans may need a higher CELERY_TASK_SOFT_TIME_LIMIT.",
+        )
     except TenableError as exc:
         _fail_or_retry(run, exc.message, permanent=exc.permanent, retry_after=exc.retry_after)
     except CredentialsUnavailable as exc:
@@ -351,9 +360,15 @@ def _set(run: ScanRun, status: str, message: str) -> None:
 
 def _finish(run_id: int, status: str, **fields) -> None:
     fields.setdefault("finished_at", timezone.now())
-    ScanRun.objects.filter(pk=run_id, status__in=ACTIVE_RUN_STATUSES).update(status=status, **fields)
+    finished = ScanRun.objects.filter(pk=run_id, status__in=ACTIVE_RUN_STATUSES).update(
+        status=status, **fields
+    )
     if status == RunStatus.FAILED:
         log.warning("Run %s failed: %s", run_id, fields.get("error", ""))
+    if finished and status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
+        from .webhooks import queue_run_event  # the webhook outbox row commits with the run's completion
+
+        queue_run_event(ScanRun.objects.select_related("profile", "project").get(pk=run_id))
 
 
 def _fail_or_retry(run: ScanRun, message: str, *, permanent: bool, retry_after: float | None) -> None:

@@ -72,3 +72,6 @@ def expire_risk_acceptances() -> int:
     except ImportError:  # the triage module arrives with the findings review
         return 0
     return expire_acceptances()
+
+
+from .webhook_tasks import deliver_webhook, sweep_webhooks  # noqa: E402,F401

@@ -25,3 +25,6 @@ urlpatterns += finding_urls
 from .run_views import urlpatterns as run_urls  # noqa: E402
 
 urlpatterns += run_urls
+from .webhook_views import urlpatterns as webhook_urls  # noqa: E402
+
+urlpatterns += webhook_urls
