@@ -193,8 +193,6 @@ class Merger:
         self.atomic.__enter__()
         self.ts = connection.ops.adapt_datetimefield_value(self.now)
         uuid_type = "uuid" if self.postgres else "char(32)"
-        temporary = "TEMPORARY TABLE" + (" IF NOT EXISTS" if not self.postgres else "")
-        drop = " ON COMMIT DROP" if self.postgres else ""
         # On a project's first import nothing can be reopened or changed: skip those statements entirely.
         self.first_import = not Finding.objects.filter(project=self.project).exists()
         with connection.cursor() as cursor:
@@ -207,20 +205,24 @@ class Merger:
                     cursor.execute(f"ANALYZE {Finding._meta.db_table}")
                 cursor.execute("SET LOCAL enable_hashjoin = off")
                 cursor.execute("SET LOCAL enable_mergejoin = off")
-            else:
-                cursor.execute(f"DROP TABLE IF EXISTS {BATCH_TABLE}")
-                cursor.execute(f"DROP TABLE IF EXISTS {SEEN_TABLE}")
+            # Dropped explicitly at the end: ON COMMIT DROP would not fire inside a caller's transaction.
+            self._drop_tables(cursor)
             cursor.execute(
-                f"CREATE {temporary} {BATCH_TABLE} (fingerprint {uuid_type}, asset_id bigint, plugin_id integer, "
+                f"CREATE TEMPORARY TABLE {BATCH_TABLE} (fingerprint {uuid_type}, asset_id bigint, plugin_id integer, "
                 "port integer, protocol varchar(16), service varchar(100), severity smallint, "
-                f"effective_severity smallint, plugin_output text){drop}"
+                "effective_severity smallint, plugin_output text)"
             )
             cursor.execute(
-                f"CREATE {temporary} {SEEN_TABLE} (fingerprint {uuid_type}, effective_severity smallint){drop}"
+                f"CREATE TEMPORARY TABLE {SEEN_TABLE} (fingerprint {uuid_type}, effective_severity smallint)"
             )
             if not self.postgres:  # SQLite joins by nested loops: give it indexes to loop over
                 cursor.execute(f"CREATE INDEX {BATCH_TABLE}_fp ON {BATCH_TABLE} (fingerprint)")
                 cursor.execute(f"CREATE INDEX {SEEN_TABLE}_fp ON {SEEN_TABLE} (fingerprint)")
+
+    @staticmethod
+    def _drop_tables(cursor) -> None:
+        cursor.execute(f"DROP TABLE IF EXISTS {BATCH_TABLE}")
+        cursor.execute(f"DROP TABLE IF EXISTS {SEEN_TABLE}")
 
     def apply(self, batch: Batch) -> None:
         """Insert what is new, reopen what came back, update what changed — for this batch's rows."""
@@ -347,10 +349,8 @@ class Merger:
             counts.by_severity = {str(severity): n for severity, n in cursor.fetchall()}
             counts.total = sum(counts.by_severity.values())
             counts.unchanged = max(0, counts.total - counts.new - counts.reopened)
-            if not self.postgres:
-                cursor.execute(f"DROP TABLE IF EXISTS {BATCH_TABLE}")
-                cursor.execute(f"DROP TABLE IF EXISTS {SEEN_TABLE}")
-            elif counts.new > 10_000:
+            self._drop_tables(cursor)
+            if self.postgres and counts.new > 10_000:
                 cursor.execute(f"ANALYZE {t_finding}, {t_asset}")
         _record_events(self.run, self.now)
         elapsed = time.perf_counter() - self.started
@@ -385,8 +385,9 @@ class _InlineRunner:
         if not self.started:
             self.merger.start()
             self.started = True
+        counts = self.merger.finish()  # if this raises, abort() must still roll back
         self.started = False
-        return self.merger.finish()
+        return counts
 
     def abort(self) -> None:
         if self.started:

@@ -309,3 +309,74 @@ def test_cut_download_rolls_back_batches_already_merged_on_another_connection(
     execute_run(run.pk)
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED and Finding.objects.count() == run.count_total == 50_000
+
+
+# -- Celery-facing rules (RELIABILITY C5, C6, C7, C9, C11) ------------------------------------------------------
+def test_enqueue_waits_for_commit(profile, django_capture_on_commit_callbacks, monkeypatch):
+    sent = []
+    monkeypatch.setattr("projects.tasks.run_scan.apply_async", lambda args, retry=False: sent.append(args[0]))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        run = request_run(profile)
+    assert sent == [] and len(callbacks) == 1  # nothing is published before the row is committed (C9)
+    callbacks[0]()
+    assert sent == [run.pk]
+
+
+def test_scheduled_tick_while_a_run_is_active_is_skipped_with_a_reason(profile, caplog, monkeypatch):
+    from projects.tasks import run_scheduled_profile
+
+    monkeypatch.setattr("projects.runs._publish", lambda run_id: None)
+    active = ScanRun.objects.create(project=profile.project, profile=profile, status=RunStatus.EXPORTING)
+    caplog.set_level("INFO", logger="projects.tasks")
+    run_scheduled_profile(profile.pk)
+    assert ScanRun.objects.filter(profile=profile).count() == 1
+    assert f"skipped: A run of {profile.name} is already in progress (run #{active.pk}" in caplog.text
+    run_scheduled_profile(999_999)  # a deleted profile: one log line, nothing else (C11)
+    assert "no longer exists" in caplog.text
+
+
+def test_deleted_profile_before_the_task_runs_exits_cleanly(profile):
+    run = ScanRun.objects.create(project=profile.project, profile=profile)
+    profile.delete()  # the run goes with it
+    execute_run(run.pk)  # claim finds nothing: no exception, no retry
+    assert not ScanRun.objects.exists()
+
+
+def test_soft_time_limit_fails_the_run_and_imports_nothing(sim, profile, monkeypatch):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    def too_slow(*args, **kwargs):
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr("projects.runs.import_nessus", too_slow)
+    run = _run(profile)
+    assert run.status == RunStatus.FAILED and "longer than its" in run.error and not Finding.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_simultaneous_run_requests_start_one_run(profile, monkeypatch):
+    import threading
+
+    from django.db import connection
+
+    monkeypatch.setattr("projects.runs._publish", lambda run_id: None)
+    barrier, outcomes = threading.Barrier(2), []
+
+    def click():
+        try:
+            barrier.wait()
+            outcomes.append(request_run(ScannerProfile.objects.get(pk=profile.pk)).pk)
+        except RunRefused as refused:
+            outcomes.append(refused.message)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=click) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert ScanRun.objects.filter(profile=profile).count() == 1
+    assert sum(isinstance(o, int) for o in outcomes) == 1 and any(
+        "already in progress" in str(o) for o in outcomes
+    )
