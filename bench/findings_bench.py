@@ -342,6 +342,7 @@ def pages(repeat: int) -> list[tuple[str, str, float, int]]:
         ("Filter: profile", f"{base}/findings/?profile={profile.pk}"),
         ("Filter: new in run", f"{base}/findings/?run={runs[-1].pk}&change=new"),
         ("Filter: fixed in run", f"{base}/findings/?run={runs[-1].pk}&change=fixed"),
+        ("Filter: reopened in run", f"{base}/findings/?run={runs[-1].pk}&change=reopened"),
         ("Filter: first seen range", f"{base}/findings/?first_seen_from={week_ago}"),
         ("Filter: last seen range", f"{base}/findings/?state=any&last_seen_to={week_ago}"),
         ("Combination: High + open + text", f"{base}/findings/?severity=3&state=open&q=OpenSSL"),

@@ -67,10 +67,8 @@ def sweep_stale_runs() -> int:
 @shared_task
 def expire_risk_acceptances() -> int:
     """Re-open findings whose risk acceptance has expired."""
-    try:
-        from .triage import expire_acceptances
-    except ImportError:  # the triage module arrives with the findings review
-        return 0
+    from .triage import expire_acceptances
+
     return expire_acceptances()
 
 

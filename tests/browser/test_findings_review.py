@@ -29,8 +29,13 @@ def seeded(member):
     profile = make_profile(project, "DMZ weekly")
     for i in range(3):
         make_run(
-            project, profile, days_ago=14 - i * 7, count_by_severity={"4": 1, "3": 3 + i, "2": 2, "1": 1},
-            count_new=i, count_fixed=1, count_reopened=0,
+            project,
+            profile,
+            days_ago=14 - i * 7,
+            count_by_severity={"4": 1, "3": 3 + i, "2": 2, "1": 1},
+            count_new=i,
+            count_fixed=1,
+            count_reopened=0,
         )
     web = make_asset(project, "web-01.example.com", "10.0.0.1", last_seen=timezone.now())
     db = make_asset(project, XSS, "10.0.0.2", last_seen=timezone.now())

@@ -48,7 +48,12 @@ def make_profile(project, name: str = "Weekly", shift: int = 0) -> ScannerProfil
 
     integration, _ = Integration.objects.get_or_create(name="Tenable", defaults={"connector": "tenableiovm"})
     return ScannerProfile.objects.create(
-        project=project, integration=integration, name=name, scan_id=1, meta_data="team=x", severity_shift=shift
+        project=project,
+        integration=integration,
+        name=name,
+        scan_id=1,
+        meta_data="team=x",
+        severity_shift=shift,
     )
 
 
@@ -60,7 +65,9 @@ def make_run(project, profile=None, days_ago: float = 0, **fields) -> ScanRun:
     return run
 
 
-def make_finding(project, asset: Asset, plugin: Plugin, *, severity: int = 2, effective: int | None = None, **extra):
+def make_finding(
+    project, asset: Asset, plugin: Plugin, *, severity: int = 2, effective: int | None = None, **extra
+):
     now = timezone.now()
     fields = {
         "port": 443,
@@ -109,26 +116,69 @@ def world(db, member, viewer, outsider):
         RunAsset.objects.create(run=run, asset=db_)
 
     def f(key, asset, plugin_id, **extra):
-        plugin = make_plugin(plugin_id, key, family=extra.pop("family", "General"), cves=extra.pop("cves", []))
+        plugin = make_plugin(
+            plugin_id, key, family=extra.pop("family", "General"), cves=extra.pop("cves", [])
+        )
         return make_finding(project, asset, plugin, **extra)
 
     findings = {
         "crit": f(
-            "crit", web, 1001, severity=4, cves=["CVE-2021-44228"], family="Misc.", profile=plain, first_run=r1,
+            "crit",
+            web,
+            1001,
+            severity=4,
+            cves=["CVE-2021-44228"],
+            family="Misc.",
+            profile=plain,
+            first_run=r1,
             first_seen=now - timedelta(days=20),
         ),
         "shifted": f(
-            "shifted", db_, 1002, severity=2, effective=3, port=5432, profile=plus, first_run=r2,
+            "shifted",
+            db_,
+            1002,
+            severity=2,
+            effective=3,
+            port=5432,
+            profile=plus,
+            first_run=r2,
             first_seen=now - timedelta(days=1),
         ),
         "fixed": f(
-            "fixed", web, 1003, severity=3, family="Windows", port=445, state="fixed", profile=plain, first_run=r1,
-            fixed_by_run=r2, last_run=r2, fixed_at=now - timedelta(days=1), last_seen=now - timedelta(days=20),
+            "fixed",
+            web,
+            1003,
+            severity=3,
+            family="Windows",
+            port=445,
+            state="fixed",
+            profile=plain,
+            first_run=r1,
+            fixed_by_run=r2,
+            last_run=r2,
+            fixed_at=now - timedelta(days=1),
+            last_seen=now - timedelta(days=20),
         ),
-        "reopened": f("reopened", db_, 1004, severity=1, state="reopened", profile=plus, last_run=r2, first_run=r1),
+        "reopened": f(
+            "reopened", db_, 1004, severity=1, state="reopened", profile=plus, last_run=r2, first_run=r1
+        ),
         "fp": f("fp", web, 1005, triage="false_positive", triage_reason="test lab"),
-        "accepted": f("accepted", web, 1006, triage="risk_accepted", triage_reason="legacy", triage_until=today + timedelta(days=30)),
-        "expired": f("expired", db_, 1007, triage="risk_accepted", triage_reason="legacy", triage_until=today - timedelta(days=1)),
+        "accepted": f(
+            "accepted",
+            web,
+            1006,
+            triage="risk_accepted",
+            triage_reason="legacy",
+            triage_until=today + timedelta(days=30),
+        ),
+        "expired": f(
+            "expired",
+            db_,
+            1007,
+            triage="risk_accepted",
+            triage_reason="legacy",
+            triage_until=today - timedelta(days=1),
+        ),
         "info": f("info", web, 1008, severity=0, port=0, family="Settings"),
     }
     other = make_project("Other", members=[outsider])
@@ -175,7 +225,10 @@ def test_default_list_is_open_and_untriaged(member_client, world):
         ("state=fixed", {"fixed"}),
         ("state=reopened", {"reopened"}),
         ("state=open", DEFAULT),
-        ("state=any&triage=any", {"crit", "shifted", "fixed", "reopened", "fp", "accepted", "expired", "info"}),
+        (
+            "state=any&triage=any",
+            {"crit", "shifted", "fixed", "reopened", "fp", "accepted", "expired", "info"},
+        ),
         ("triage=none", DEFAULT),
         ("triage=false_positive", {"fp"}),
         ("triage=risk_accepted", {"accepted"}),
@@ -196,7 +249,10 @@ def test_default_list_is_open_and_untriaged(member_client, world):
         ("profile={plus}", {"shifted", "reopened"}),
         ("first_seen_from={d2}", {"shifted", "reopened", "expired", "info"}),
         ("first_seen_to={d10}", {"crit"}),
-        ("last_seen_to={d5}", {"shifted", "reopened", "expired"}),  # open: the host's last seen (db-01, 10 days)
+        (
+            "last_seen_to={d5}",
+            {"shifted", "reopened", "expired"},
+        ),  # open: the host's last seen (db-01, 10 days)
         ("state=fixed&last_seen_to={d5}", {"fixed"}),  # fixed: the finding's own last seen
         ("state=fixed&last_seen_from={d5}", set()),
         ("last_seen_from={today}", {"crit", "info"}),
@@ -325,8 +381,15 @@ def test_pagination_fetches_a_page_and_caps_the_count(member_client, world, sett
     Finding.objects.bulk_create(
         [
             Finding(
-                project=project, asset=web, plugin=plugin, fingerprint=uuid.uuid4(), port=i, severity=1,
-                effective_severity=1, first_seen=timezone.now(), last_seen=timezone.now(),
+                project=project,
+                asset=web,
+                plugin=plugin,
+                fingerprint=uuid.uuid4(),
+                port=i,
+                severity=1,
+                effective_severity=1,
+                first_seen=timezone.now(),
+                last_seen=timezone.now(),
             )
             for i in range(1, 131)
         ]
@@ -410,8 +473,11 @@ def test_templates_never_mark_imported_text_safe():
     """Static guard (W5): none of this issue's templates use |safe or autoescape off."""
     templates = ROOT / "templates" / "projects"
     files = [
-        templates / "detail.html", templates / "findings.html", templates / "finding.html",
-        templates / "hosts.html", templates / "host.html",
+        templates / "detail.html",
+        templates / "findings.html",
+        templates / "finding.html",
+        templates / "hosts.html",
+        templates / "host.html",
         *(templates / "partials").glob("_finding*.html"),
         *(templates / "partials").glob("_host*.html"),
         *(templates / "partials").glob("_overview*.html"),
@@ -452,12 +518,19 @@ def test_filters_naming_another_projects_ids_show_nothing_of_it(member_client, w
         assert rows(response) == []
         body = response.content.decode()
         assert "SECRET-PLUGIN-Q" not in body and "SECRET-HOST-Q" not in body
-        csv_body = b"".join(member_client.get(f"{url(world, 'findings_csv')}?state=any&triage=any&{query}").streaming_content)
+        csv_body = b"".join(
+            member_client.get(f"{url(world, 'findings_csv')}?state=any&triage=any&{query}").streaming_content
+        )
         assert b"SECRET" not in csv_body
 
 
 def test_outsider_and_anonymous(client, outsider, world):
-    paths = [url(world), url(world, "findings_csv"), url(world, "hosts"), url(world, "finding", world["crit"].pk)]
+    paths = [
+        url(world),
+        url(world, "findings_csv"),
+        url(world, "hosts"),
+        url(world, "finding", world["crit"].pk),
+    ]
     for path in paths:
         assert client.get(path).status_code == 302  # to the login page
         assert client.get(path, headers={"HX-Request": "true"})["HX-Redirect"].startswith("/login/")
@@ -467,7 +540,12 @@ def test_outsider_and_anonymous(client, outsider, world):
 
 
 def test_viewer_reads_everything(viewer_client, world):
-    for path in (url(world), url(world, "hosts"), url(world, "finding", world["crit"].pk), url(world, "host", world["web"].pk)):
+    for path in (
+        url(world),
+        url(world, "hosts"),
+        url(world, "finding", world["crit"].pk),
+        url(world, "host", world["web"].pk),
+    ):
         assert viewer_client.get(path).status_code == 200
     body = viewer_client.get(url(world)).content.decode()
     assert 'name="ids"' not in body  # no bulk triage for read-only users
@@ -481,8 +559,15 @@ def test_xss_payloads_render_escaped(member_client, world):
     project = world["project"]
     host = make_asset(project, XSS + ".example", "10.6.6.6", fqdn=XSS, os=XSS, netbios=XSS)
     plugin = make_plugin(
-        6666, XSS + ' "><img src=x onerror=alert(1)>', family=XSS, synopsis=XSS, description=XSS, solution=XSS,
-        see_also=["javascript:alert(1)", XSS, "https://example.com/advisory?a=1&b=<x>"], cves=[XSS], cwes=[XSS],
+        6666,
+        XSS + ' "><img src=x onerror=alert(1)>',
+        family=XSS,
+        synopsis=XSS,
+        description=XSS,
+        solution=XSS,
+        see_also=["javascript:alert(1)", XSS, "https://example.com/advisory?a=1&b=<x>"],
+        cves=[XSS],
+        cwes=[XSS],
         cvss3_vector=XSS,
     )
     finding = make_finding(project, host, plugin, severity=4, plugin_output=XSS, service=XSS)
@@ -515,7 +600,11 @@ def test_finding_page_shows_the_details(member_client, world):
     plugin.cvss3_base_score, plugin.cvss3_vector = 9.8, "CVSS:3.1/AV:N"
     plugin.cvss_base_score, plugin.cvss_vector = 7.5, "AV:N/AC:L"
     plugin.vpr_score, plugin.epss_score = 8.9, 0.97
-    plugin.synopsis, plugin.description, plugin.solution = "Synopsis text", "Description text", "Solution text"
+    plugin.synopsis, plugin.description, plugin.solution = (
+        "Synopsis text",
+        "Description text",
+        "Solution text",
+    )
     plugin.save()
     Finding.objects.filter(pk=finding.pk).update(plugin_output="line\n" * 100)
     body = member_client.get(url(world, "finding", finding.pk)).content.decode()
@@ -523,7 +612,16 @@ def test_finding_page_shows_the_details(member_client, world):
     assert "not-a-cve" in body and "detail/not-a-cve" not in body
     assert 'href="https://cwe.mitre.org/data/definitions/79.html"' in body
     assert 'href="https://example.com/a"' in body and 'href="ftp://' not in body
-    for text in ("9.8", "CVSS:3.1/AV:N", "7.5", "AV:N/AC:L", "8.9", "0.9700", "Synopsis text", "Solution text"):
+    for text in (
+        "9.8",
+        "CVSS:3.1/AV:N",
+        "7.5",
+        "AV:N/AC:L",
+        "8.9",
+        "0.9700",
+        "Synopsis text",
+        "Solution text",
+    ):
         assert text in body
     assert "<details" in body and "<pre" in body  # long output collapses
     assert "Severity+" in body and "DMZ" in body  # why effective differs from Tenable's
@@ -604,8 +702,21 @@ def test_csv_streams_the_filtered_list(member_client, world):
     assert "attachment" in response["Content-Disposition"]
     table = _csv(response)
     assert table[0] == [
-        "host", "ip", "fqdn", "plugin id", "plugin name", "family", "severity", "effective severity", "port",
-        "protocol", "state", "triage", "first seen", "last seen", "CVEs",
+        "host",
+        "ip",
+        "fqdn",
+        "plugin id",
+        "plugin name",
+        "family",
+        "severity",
+        "effective severity",
+        "port",
+        "protocol",
+        "state",
+        "triage",
+        "first seen",
+        "last seen",
+        "CVEs",
     ]
     assert {row[4] for row in table[1:]} == {"crit", "shifted"}
     shifted = next(row for row in table if row[4] == "shifted")
@@ -626,7 +737,7 @@ def test_csv_all_states_and_expired_triage(member_client, world):
 def test_csv_neutralises_formulas(member_client, world):
     project = world["project"]
     host = make_asset(project, "=cmd|' /C calc'!A0", "+10.0.0.9", fqdn="@SUM(1+1)")
-    plugin = make_plugin(7777, "-2+3 evil", family="=HYPERLINK(\"http://x\")")
+    plugin = make_plugin(7777, "-2+3 evil", family='=HYPERLINK("http://x")')
     make_finding(project, host, plugin, severity=4)
     table = _csv(member_client.get(f"{url(world, 'findings_csv')}?q=7777"))
     row = table[1]
@@ -639,7 +750,16 @@ def test_csv_neutralises_formulas(member_client, world):
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("=1+1", "'=1+1"), ("+1", "'+1"), ("-1", "'-1"), ("@x", "'@x"), ("\tx", "'\tx"), ("ok", "ok"), (None, ""), (443, "443")],
+    [
+        ("=1+1", "'=1+1"),
+        ("+1", "'+1"),
+        ("-1", "'-1"),
+        ("@x", "'@x"),
+        ("\tx", "'\tx"),
+        ("ok", "ok"),
+        (None, ""),
+        (443, "443"),
+    ],
 )
 def test_csv_cell(value, expected):
     assert csv_cell(value) == expected
@@ -658,9 +778,23 @@ def test_host_list_counts_open_untriaged_by_severity(member_client, world):
     response = member_client.get(url(world, "hosts"))
     assert response.status_code == 200
     hosts = {asset.name: asset.open_counts for asset in rows(response)}
-    assert hosts["web-01.example.com"] == {"critical": 1, "high": 0, "medium": 0, "low": 0, "info": 1, "total": 2}
+    assert hosts["web-01.example.com"] == {
+        "critical": 1,
+        "high": 0,
+        "medium": 0,
+        "low": 0,
+        "info": 1,
+        "total": 2,
+    }
     # db-01: shifted (high), reopened (low), expired acceptance (medium, counts as open)
-    assert hosts["db-01.example.com"] == {"critical": 0, "high": 1, "medium": 1, "low": 1, "info": 0, "total": 3}
+    assert hosts["db-01.example.com"] == {
+        "critical": 0,
+        "high": 1,
+        "medium": 1,
+        "low": 1,
+        "info": 0,
+        "total": 3,
+    }
     assert "SECRET" not in response.content.decode()
 
 
@@ -669,5 +803,7 @@ def test_host_list_search_and_sort(member_client, world):
     assert [a.name for a in rows(response)] == ["db-01.example.com"]
     response = member_client.get(f"{url(world, 'hosts')}?sort=-name")
     assert [a.name for a in rows(response)] == ["web-01.example.com", "db-01.example.com"]
-    response = member_client.get(f"{url(world, 'hosts')}?sort=password&page=x", headers={"HX-Request": "true"})
+    response = member_client.get(
+        f"{url(world, 'hosts')}?sort=password&page=x", headers={"HX-Request": "true"}
+    )
     assert response.status_code == 200 and "<html" not in response.content.decode()

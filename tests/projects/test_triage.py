@@ -27,7 +27,9 @@ def _fast_passwords(settings):
 def setup(db, member, viewer, outsider):
     project = make_project("Payments", members=[member], viewers=[viewer])
     host = make_asset(project, "web-01", "10.0.0.1")
-    findings = [make_finding(project, host, make_plugin(100 + i, f"plugin {i}"), severity=3, port=i) for i in range(4)]
+    findings = [
+        make_finding(project, host, make_plugin(100 + i, f"plugin {i}"), severity=3, port=i) for i in range(4)
+    ]
     other = make_project("Other", members=[outsider])
     foreign = make_finding(other, make_asset(other, "other-host"), make_plugin(999, "foreign"), severity=4)
     return {"project": project, "findings": findings, "foreign": foreign}
@@ -43,7 +45,9 @@ def bulk_url(setup):
 
 
 def snapshot():
-    return sorted(Finding.objects.values_list("pk", "triage", "triage_reason", "triage_until", "triage_by_id"))
+    return sorted(
+        Finding.objects.values_list("pk", "triage", "triage_reason", "triage_until", "triage_by_id")
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -51,11 +55,17 @@ def snapshot():
 # ---------------------------------------------------------------------------
 def test_mark_false_positive(member_client, member, setup):
     finding = setup["findings"][0]
-    response = member_client.post(triage_url(setup), {"triage": "false_positive", "reason": "Lab host, not prod"})
+    response = member_client.post(
+        triage_url(setup), {"triage": "false_positive", "reason": "Lab host, not prod"}
+    )
     assert response.status_code == 302
     assert response["Location"] == finding.get_absolute_url()
     finding.refresh_from_db()
-    assert (finding.triage, finding.triage_reason, finding.triage_by) == ("false_positive", "Lab host, not prod", member)
+    assert (finding.triage, finding.triage_reason, finding.triage_by) == (
+        "false_positive",
+        "Lab host, not prod",
+        member,
+    )
     assert finding.triage_at is not None and finding.triage_until is None
     event = FindingEvent.objects.get(finding=finding)
     assert (event.kind, event.actor) == ("triaged", member)
@@ -74,7 +84,8 @@ def test_mark_false_positive(member_client, member, setup):
 def test_accept_risk_until_a_date(member_client, setup):
     until = timezone.localdate() + timedelta(days=30)
     response = member_client.post(
-        triage_url(setup), {"triage": "risk_accepted", "reason": "Vendor patch in Q3", "until": until.isoformat()}
+        triage_url(setup),
+        {"triage": "risk_accepted", "reason": "Vendor patch in Q3", "until": until.isoformat()},
     )
     assert response.status_code == 302
     finding = Finding.objects.get(pk=setup["findings"][0].pk)
@@ -109,7 +120,12 @@ def test_undo_triage(member_client, member, setup):
     response = member_client.post(triage_url(setup, action="finding_untriage"))
     assert response.status_code == 302
     finding.refresh_from_db()
-    assert (finding.triage, finding.triage_reason, finding.triage_by, finding.triage_until) == ("", "", None, None)
+    assert (finding.triage, finding.triage_reason, finding.triage_by, finding.triage_until) == (
+        "",
+        "",
+        None,
+        None,
+    )
     assert list(finding.events.values_list("kind", flat=True)) == ["triaged", "untriaged"]
     assert AuditEvent.objects.filter(action="finding.untriaged", object_id=str(finding.pk)).count() == 1
     # Undoing again is a no-op: no event, no audit.
@@ -121,7 +137,9 @@ def test_triage_post_for_another_projects_finding_is_404(member_client, setup):
     foreign = setup["foreign"]
     before = snapshot()
     for action in ("finding_triage", "finding_untriage"):
-        response = member_client.post(triage_url(setup, foreign, action), {"triage": "false_positive", "reason": "x"})
+        response = member_client.post(
+            triage_url(setup, foreign, action), {"triage": "false_positive", "reason": "x"}
+        )
         assert response.status_code == 404
     assert snapshot() == before
 
@@ -135,7 +153,12 @@ def test_bulk_marks_only_selected_findings_of_this_project(member_client, setup)
     back = reverse("projects:findings", args=[setup["project"].pk]) + "?severity=3&state=open"
     response = member_client.post(
         bulk_url(setup),
-        {"ids": [a.pk, b.pk, foreign.pk], "triage": "false_positive", "reason": "Scanner artefact", "next": back},
+        {
+            "ids": [a.pk, b.pk, foreign.pk],
+            "triage": "false_positive",
+            "reason": "Scanner artefact",
+            "next": back,
+        },
     )
     assert response.status_code == 302 and response["Location"] == back
     triaged = set(Finding.objects.filter(triage="false_positive").values_list("pk", flat=True))
@@ -154,8 +177,12 @@ def test_bulk_marks_only_selected_findings_of_this_project(member_client, setup)
 def test_bulk_accept_with_expiry_then_clear(member_client, setup):
     a, b, *_ = setup["findings"]
     until = (timezone.localdate() + timedelta(days=7)).isoformat()
-    member_client.post(bulk_url(setup), {"ids": [a.pk, b.pk], "triage": "risk_accepted", "reason": "Q3", "until": until})
-    assert set(Finding.objects.filter(triage="risk_accepted", triage_until=until).values_list("pk", flat=True)) == {a.pk, b.pk}
+    member_client.post(
+        bulk_url(setup), {"ids": [a.pk, b.pk], "triage": "risk_accepted", "reason": "Q3", "until": until}
+    )
+    assert set(
+        Finding.objects.filter(triage="risk_accepted", triage_until=until).values_list("pk", flat=True)
+    ) == {a.pk, b.pk}
     member_client.post(bulk_url(setup), {"ids": [a.pk, b.pk], "triage": "clear"})
     assert not Finding.objects.exclude(triage="").exists()
     assert FindingEvent.objects.filter(kind="untriaged").count() == 2
@@ -192,10 +219,13 @@ def test_bulk_is_capped(member_client, setup):
     assert snapshot() == before
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "javascript:alert(1)", "\\\\evil"])
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/", "//evil.example/x", "javascript:alert(1)", "\\\\evil"]
+)
 def test_bulk_never_redirects_off_site(member_client, setup, target):
     response = member_client.post(
-        bulk_url(setup), {"ids": [setup["findings"][0].pk], "triage": "false_positive", "reason": "x", "next": target}
+        bulk_url(setup),
+        {"ids": [setup["findings"][0].pk], "triage": "false_positive", "reason": "x", "next": target},
     )
     assert response["Location"] == reverse("projects:findings", args=[setup["project"].pk])
 
@@ -241,8 +271,12 @@ def test_admin_may_triage_any_project(admin_client, setup):
 def test_expired_acceptance_counts_as_open_until_cleared(member_client, setup):
     a, b, c, d = setup["findings"]
     today = timezone.localdate()
-    Finding.objects.filter(pk=a.pk).update(triage="risk_accepted", triage_reason="old", triage_until=today - timedelta(days=1))
-    Finding.objects.filter(pk=b.pk).update(triage="risk_accepted", triage_reason="new", triage_until=today + timedelta(days=1))
+    Finding.objects.filter(pk=a.pk).update(
+        triage="risk_accepted", triage_reason="old", triage_until=today - timedelta(days=1)
+    )
+    Finding.objects.filter(pk=b.pk).update(
+        triage="risk_accepted", triage_reason="new", triage_until=today + timedelta(days=1)
+    )
     Finding.objects.filter(pk=c.pk).update(triage="risk_accepted", triage_reason="no end")
     Finding.objects.filter(pk=d.pk).update(triage="false_positive", triage_reason="fp")
     project = setup["project"]
@@ -260,7 +294,11 @@ def test_expired_acceptance_counts_as_open_until_cleared(member_client, setup):
     a.refresh_from_db()
     assert (a.triage, a.triage_until, a.triage_reason) == ("", None, "")
     event = FindingEvent.objects.get(finding=a)
-    assert event.kind == "expired" and event.actor is None and (today - timedelta(days=1)).isoformat() in event.note
+    assert (
+        event.kind == "expired"
+        and event.actor is None
+        and (today - timedelta(days=1)).isoformat() in event.note
+    )
     audit = AuditEvent.objects.get(action="finding.acceptance_expired")
     assert audit.object_id == str(a.pk) and audit.actor_name == "system"
     assert pks() == {a.pk}
@@ -271,7 +309,9 @@ def test_expired_acceptance_counts_as_open_until_cleared(member_client, setup):
 def test_expire_acceptances_uses_the_given_time(setup):
     finding = setup["findings"][0]
     until = timezone.localdate() + timedelta(days=10)
-    Finding.objects.filter(pk=finding.pk).update(triage="risk_accepted", triage_reason="x", triage_until=until)
+    Finding.objects.filter(pk=finding.pk).update(
+        triage="risk_accepted", triage_reason="x", triage_until=until
+    )
     assert expire_acceptances(now=timezone.now() + timedelta(days=5)) == 0
     assert expire_acceptances(now=timezone.now() + timedelta(days=11)) == 1
 
@@ -296,4 +336,6 @@ def test_only_the_triage_module_writes_findings():
     root = Path(__file__).resolve().parents[2]
     for path in ("projects/findings.py", "projects/finding_views.py"):
         source = (root / path).read_text()
-        assert not re.search(r"(objects|\)|findings|qs)\.(update|delete|bulk_update)\(|\.save\(", source), path
+        assert not re.search(r"(objects|\)|findings|qs)\.(update|delete|bulk_update)\(|\.save\(", source), (
+            path
+        )
