@@ -33,6 +33,12 @@ def skip_or_fail(reason: str) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    """The production hasher costs ~0.4 s a user; tests create hundreds."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _reset_state():
     FirstRunMiddleware.has_users = False
     cache.clear()

@@ -227,7 +227,7 @@ def test_unreachable_queue_answers_fast_and_leaves_no_orphan(profile, settings, 
         app.conf.broker_url, app.conf.broker_transport_options = previous
         app._pool = app.amqp._producer_pool = None
         listener.close()
-    assert time.monotonic() - started < 6.5
+    assert time.monotonic() - started < 8  # ~5 s socket timeout, plus slack for a loaded CI machine
     assert "job queue is unavailable" in refused.value.message
     run = ScanRun.objects.get()
     assert run.status == RunStatus.FAILED and not run.is_active
@@ -354,7 +354,8 @@ def test_soft_time_limit_fails_the_run_and_imports_nothing(sim, profile, monkeyp
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_simultaneous_run_requests_start_one_run(profile, monkeypatch):
+def test_two_simultaneous_run_requests_start_one_run(profile, monkeypatch, postgres_required):
+    """(On SQLite the test database is shared-cache in-memory, whose table locks ignore the busy timeout.)"""
     import threading
 
     from django.db import connection
