@@ -55,6 +55,8 @@ check-deploy: setup-dev
 
 bench: setup-dev
 	$(BIN)/python -m bench.parse_bench
+	$(BIN)/python -m bench.import_bench
+	$(BIN)/python -m bench.findings_bench
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache

@@ -2,7 +2,7 @@
 
     python -m bench.findings_bench [--regenerate] [--repeat 5]
 
-Uses PostgreSQL (`DATABASE_URL`, default postgres://postgres@127.0.0.1:5432/findings_bench, created if missing;
+Uses PostgreSQL (`FINDINGS_BENCH_DATABASE_URL`, default postgres://postgres@127.0.0.1:5432/findings_bench, created if missing;
 never the CI `test` database). Data is generated once with COPY and reused. Pages are timed with the Django test
 client as a signed-in admin: one warm-up, then the median of `--repeat`. The CSV export of every row runs in a
 fresh subprocess so its peak RSS is its own (once for 100,000 rows and once for all, to show memory is flat).
@@ -25,7 +25,10 @@ from datetime import date, timedelta
 from pathlib import Path
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/findings_bench")
+# Its own scratch database, never DATABASE_URL: a million generated rows must not land in a real one.
+os.environ["DATABASE_URL"] = os.environ.get(
+    "FINDINGS_BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/findings_bench"
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "bench-findings"
@@ -64,7 +67,7 @@ def ensure_database() -> None:
 
     name = settings.DATABASES["default"]["NAME"]
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-        sys.exit("The findings benchmark needs PostgreSQL (set DATABASE_URL=postgres://…).")
+        sys.exit("The findings benchmark needs PostgreSQL (set FINDINGS_BENCH_DATABASE_URL=postgres://…).")
     if name == "test" or name.startswith("test_"):
         sys.exit(f"Refusing to use the {name!r} database: CI uses it.")
     params = settings.DATABASES["default"]

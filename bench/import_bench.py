@@ -5,7 +5,8 @@
 For each size (hosts × findings per host) it imports the scan's run (first import), then launches the scan in
 the simulator, which makes a changed run (5% new, 5% gone, 90% unchanged), and imports that (re-import).
 Each import runs `projects.tasks.run_scan` in a fresh child process, whose peak RSS is the worker's.
-Uses DATABASE_URL, or a scratch PostgreSQL database `import_bench` on 127.0.0.1 (re-created per size).
+Uses a scratch PostgreSQL database, re-created per size: IMPORT_BENCH_DATABASE_URL, default `import_bench` on
+127.0.0.1. It never reads DATABASE_URL, so it cannot drop a real database.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/import_bench"
 
 def _django():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("DATABASE_URL", DEFAULT_DB)
+    os.environ["DATABASE_URL"] = os.environ.setdefault("IMPORT_BENCH_DATABASE_URL", DEFAULT_DB)
     import django
 
     django.setup()
@@ -85,7 +86,7 @@ def _run_child(run_id: int) -> dict:
 
 
 def measure(hosts: int, per_host: int) -> list[dict]:
-    url = os.environ.setdefault("DATABASE_URL", DEFAULT_DB)
+    url = os.environ.setdefault("IMPORT_BENCH_DATABASE_URL", DEFAULT_DB)
     _recreate_database(url)
     _django()
     from django.core.management import call_command
