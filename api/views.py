@@ -211,9 +211,6 @@ def profile_out(profile: ScannerProfile, active_run_id: int | None) -> dict[str,
 
 def run_out(request: HttpRequest, run: ScanRun) -> dict[str, Any]:
     """A run's status, phase, progress and counts: what `kdt` polls."""
-    by_severity = {
-        label: int(run.count_by_severity.get(str(s), 0) or 0) for s, label in SEVERITY_BADGE.items()
-    }
     profile = run.profile
     return {
         "id": run.pk,
@@ -231,15 +228,7 @@ def run_out(request: HttpRequest, run: ScanRun) -> dict[str, Any]:
         "progress_done": run.progress_done,
         "progress_total": run.progress_total,
         "progress_percent": run.progress_percent,
-        "counts": {
-            "total": run.count_total,
-            "new": run.count_new,
-            "fixed": run.count_fixed,
-            "reopened": run.count_reopened,
-            "unchanged": run.count_unchanged,
-            "hosts": run.count_hosts,
-            "by_severity": by_severity,
-        },
+        "counts": run.counts(),
         "up_to_date": run.up_to_date,
         "tenable_scan_id": run.tenable_scan_id,
         "tenable_status": run.tenable_status,

@@ -11,6 +11,7 @@ from integrations.models import Integration
 
 from .choices import (
     ACTIVE_RUN_STATUSES,
+    SEVERITY_BADGE,
     FindingState,
     ProjectRole,
     RunStatus,
@@ -181,6 +182,21 @@ class ScanRun(models.Model):
         if not self.progress_total:
             return None
         return min(100, int(100 * self.progress_done / self.progress_total))
+
+    def counts(self) -> dict:
+        """The run's counts as the API, webhooks and kdt show them, severities by name (critical first)."""
+        return {
+            "total": self.count_total,
+            "new": self.count_new,
+            "fixed": self.count_fixed,
+            "reopened": self.count_reopened,
+            "unchanged": self.count_unchanged,
+            "hosts": self.count_hosts,
+            "by_severity": {
+                SEVERITY_BADGE[s]: int(self.count_by_severity.get(str(s), 0) or 0)
+                for s in sorted(SEVERITY_BADGE, reverse=True)
+            },
+        }
 
     @property
     def elapsed(self):

@@ -25,7 +25,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import record
 
-from .choices import RunStatus, Severity
+from .choices import RunStatus
 from .models import ScannerProfile, ScanRun, WebhookAttempt, WebhookDelivery
 from .profiles import SECRET_ROTATION_GRACE
 from .webhook_destinations import DeliveryResult, RestrictedDestination, deliver
@@ -54,7 +54,6 @@ def _iso(value: datetime | None) -> str | None:
 def run_payload(run: ScanRun, event: str) -> dict:
     """The JSON body of a run event: what ran, where to see it, and what it found."""
     profile, project = run.profile, run.project
-    by_severity = run.count_by_severity or {}
     return {
         "event": event,
         "timestamp": _iso(timezone.now()),
@@ -80,17 +79,7 @@ def run_payload(run: ScanRun, event: str) -> dict:
             "scan_name": run.tenable_scan_name,
             "run_uuid": run.tenable_run_uuid,
         },
-        "counts": {
-            "total": run.count_total,
-            "new": run.count_new,
-            "fixed": run.count_fixed,
-            "reopened": run.count_reopened,
-            "unchanged": run.count_unchanged,
-            "hosts": run.count_hosts,
-            "by_severity": {
-                s.label.lower(): int(by_severity.get(str(s.value), 0)) for s in reversed(Severity)
-            },
-        },
+        "counts": run.counts(),
     }
 
 
