@@ -95,6 +95,7 @@ def test_progress_polls_while_active_and_stops_when_done(member_client, setup):
     )
     done = member_client.get(run.get_absolute_url(), headers={**HX, "HX-Target": f"run-{run.pk}"})
     assert done.status_code == 286 and b"every 1s" not in done.content and b"Critical 1" in done.content
+    assert f"/projects/{project.pk}/findings/?run={run.pk}&amp;change=new".encode() in done.content
 
 
 def test_failed_run_shows_the_reason(member_client, setup):
