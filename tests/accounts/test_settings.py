@@ -73,3 +73,19 @@ def test_production_headers_and_cookies(settings):
         **_prod_env(),
     )
     assert result.stdout.split() == ["__Host-sessionid", "True", "31536000", "DENY"]
+
+
+def test_redis_visibility_timeout_outlasts_the_task_time_limit():
+    """A long import must not be redelivered to a second worker while the first still runs (RELIABILITY C3)."""
+    result = _run(
+        [
+            "-c",
+            "import django;django.setup();from django.conf import settings as s;"
+            "print(s.CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout'], s.CELERY_TASK_TIME_LIMIT,"
+            " s.CELERY_TASK_SOFT_TIME_LIMIT, s.CELERY_TASK_ACKS_LATE, s.CELERY_TASK_REJECT_ON_WORKER_LOST)",
+        ],
+        **_prod_env(REDIS_URL="redis://127.0.0.1:6379/0"),
+    )
+    visibility, hard, soft, acks_late, reject = result.stdout.split()
+    assert int(visibility) > int(hard) > int(soft)
+    assert acks_late == reject == "True"

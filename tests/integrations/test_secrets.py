@@ -134,3 +134,33 @@ def test_client_and_connector_reprs_hold_no_secret():
 
     connector = TenableIOConnector(SENTINEL_ACCESS, SENTINEL_SECRET, "https://cloud.tenable.com")
     assert SENTINEL_SECRET not in repr(connector) and SENTINEL_SECRET not in repr(connector.client)
+
+
+def test_secret_absent_from_error_emails(admin_user, settings, monkeypatch, mailoutbox):
+    """A crash while handling posted keys must not put them in the error report (RELIABILITY S5)."""
+    from django.test import Client
+
+    settings.DEBUG = False
+    settings.ADMINS = [("Ops", "ops@example.com")]  # Django's own mail_admins handler reports 500s
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("Tenable client exploded")
+
+    monkeypatch.setattr("integrations.views.test_connection", boom)
+    client = Client(raise_request_exception=False)
+    client.force_login(admin_user)
+    response = client.post(
+        reverse("integrations:new", args=["tenableiovm"]),
+        {
+            "name": "X",
+            "access_key": SENTINEL_ACCESS,
+            "secret_key": SENTINEL_SECRET,
+            "api_url": "https://x.example",
+        },
+    )
+    assert response.status_code == 500 and SENTINEL_SECRET.encode() not in response.content
+    assert mailoutbox, "no error report was sent"
+    for mail in mailoutbox:
+        report = mail.body + "".join(str(alt[0]) for alt in mail.alternatives)
+        assert "Tenable client exploded" in report
+        assert SENTINEL_SECRET not in report and SENTINEL_ACCESS not in report
