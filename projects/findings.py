@@ -32,23 +32,29 @@ SEVERITIES_DESC = (4, 3, 2, 1, 0)
 # ---------------------------------------------------------------------------
 # The rules every query shares
 # ---------------------------------------------------------------------------
-def open_q() -> Q:
+# `prefix` lets other models use the same rules through a relation, e.g. `needs_attention_q(prefix="findings__")`.
+def open_q(prefix: str = "") -> Q:
     """ "Open" in the UI: open or reopened."""
-    return Q(state__in=OPEN_STATES)
+    return Q(**{f"{prefix}state__in": OPEN_STATES})
 
 
-def expired_acceptance_q(today: date | None = None) -> Q:
+def expired_acceptance_q(today: date | None = None, prefix: str = "") -> Q:
     """An accepted risk past its date counts as untriaged again, even before `expire_acceptances` runs."""
-    return Q(triage=Triage.RISK_ACCEPTED, triage_until__lt=today or timezone.localdate())
+    return Q(
+        **{
+            f"{prefix}triage": Triage.RISK_ACCEPTED,
+            f"{prefix}triage_until__lt": today or timezone.localdate(),
+        }
+    )
 
 
-def untriaged_q(today: date | None = None) -> Q:
-    return Q(triage=Triage.NONE) | expired_acceptance_q(today)
+def untriaged_q(today: date | None = None, prefix: str = "") -> Q:
+    return Q(**{f"{prefix}triage": Triage.NONE}) | expired_acceptance_q(today, prefix)
 
 
-def needs_attention_q(today: date | None = None) -> Q:
-    """Open and not triaged (an expired acceptance is not triaged): what the overview counts as open."""
-    return open_q() & untriaged_q(today)
+def needs_attention_q(today: date | None = None, prefix: str = "") -> Q:
+    """Open and not triaged (an expired acceptance is not triaged): what every page and the API count as open."""
+    return open_q(prefix) & untriaged_q(today, prefix)
 
 
 def last_seen_expr() -> Case:

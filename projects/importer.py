@@ -29,8 +29,8 @@ from integrations.connectors.tenable_io.nessus import NessusHost, NessusItem, it
 from .choices import shift_severity
 from .models import Asset, Finding, FindingEvent, Plugin, Project, RunAsset, ScanRun
 
-STAGE_BATCH = 20_000
-STAGE_COLUMNS = (
+BATCH_ROWS = 20_000
+BATCH_COLUMNS = (
     "fingerprint",
     "asset_id",
     "plugin_id",
@@ -98,7 +98,7 @@ SEEN_TABLE = "import_seen"
 
 @dataclass
 class Batch:
-    """Rows of up to STAGE_BATCH findings with the hosts and the new plugins they mention."""
+    """Rows of up to BATCH_ROWS findings with the hosts and the new plugins they mention."""
 
     rows: list[tuple]
     hosts: dict[str, tuple[NessusHost, int]]
@@ -167,10 +167,10 @@ def _batches(project: Project, hosts_in: Iterable[NessusHost], shift: int):
             )
         items += len(seen)
         hosts += 1
-        host.items = []  # staged; keep only the host's properties
+        host.items = []  # batched; keep only the host's properties
         previous = batch.hosts.get(identity)
         batch.hosts[identity] = (host, len(seen) + (previous[1] if previous else 0))
-        if len(batch.rows) >= STAGE_BATCH:
+        if len(batch.rows) >= BATCH_ROWS:
             yield batch, items, hosts
             batch = Batch([], {}, [])
     yield batch, items, hosts
@@ -303,11 +303,11 @@ class Merger:
 
     def _load(self, cursor, rows: list[tuple]) -> None:
         if self.postgres:
-            with cursor.cursor.copy(f"COPY {BATCH_TABLE} ({', '.join(STAGE_COLUMNS)}) FROM STDIN") as copy:
+            with cursor.cursor.copy(f"COPY {BATCH_TABLE} ({', '.join(BATCH_COLUMNS)}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
         else:
-            marks = ", ".join(["%s"] * len(STAGE_COLUMNS))
+            marks = ", ".join(["%s"] * len(BATCH_COLUMNS))
             cursor.executemany(f"INSERT INTO {BATCH_TABLE} VALUES ({marks})", rows)
 
     def finish(self) -> ImportCounts:

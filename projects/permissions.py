@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404
 from accounts.permissions import deny
 
 from .choices import ProjectRole
-from .models import Project
+from .models import Project, ScannerProfile
 
 
 def visible_projects(user) -> QuerySet[Project]:
@@ -33,3 +33,13 @@ def get_project(request, pk: int, *, edit: bool = False) -> Project:
         raise deny(request, "project.edit", project)
     project.user_can_edit = can_edit(request.user, project)
     return project
+
+
+def get_profile(request, pk: int, profile_pk: int, *, edit: bool = False) -> ScannerProfile:
+    """A scanner profile of a project the user may see (else 404); with `edit`, 403 unless they may change it."""
+    project = get_project(request, pk, edit=edit)
+    profile = get_object_or_404(
+        ScannerProfile.objects.select_related("integration"), pk=profile_pk, project=project
+    )
+    profile.project = project  # keeps `user_can_edit`
+    return profile

@@ -20,8 +20,8 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 from accounts.models import record
 
 from .choices import RunStatus, Severity, Trigger
-from .models import ScannerProfile, ScanRun
-from .permissions import get_project
+from .models import ScanRun
+from .permissions import get_profile, get_project
 from .runs import QUEUE_UNAVAILABLE, RunRefused, cancel_run, enqueue_upload, request_run
 
 PHASES = [
@@ -33,17 +33,10 @@ PHASES = [
 ]
 
 
-def _profile(request, pk: int, profile_pk: int, *, edit: bool = False) -> ScannerProfile:
-    project = get_project(request, pk, edit=edit)
-    return get_object_or_404(
-        ScannerProfile.objects.select_related("project", "integration"), pk=profile_pk, project=project
-    )
-
-
 @require_POST
 def run_now(request, pk: int, profile_pk: int):
     """Run now: queue a run of the profile, or say which run is already active (with a link to it)."""
-    profile = _profile(request, pk, profile_pk, edit=True)
+    profile = get_profile(request, pk, profile_pk, edit=True)
     try:
         run = request_run(profile, trigger=Trigger.MANUAL, user=request.user)
     except RunRefused as refused:

@@ -11,13 +11,12 @@ from accounts.models import record
 from accounts.permissions import deny
 from integrations.models import Integration
 
-from .choices import SEVERITY_BADGE, FindingState, Severity, Triage
+from .choices import SEVERITY_BADGE, Severity
+from .findings import needs_attention_q
 from .forms import MembershipForm, MembershipRoleForm, ProjectDeleteForm, ProjectForm
-from .models import Membership, ScannerProfile
+from .models import Finding, Membership, ScannerProfile
 from .permissions import get_project, visible_projects
 from .profiles import delete_schedule
-
-OPEN_STATES = [FindingState.OPEN, FindingState.REOPENED]
 
 
 @require_GET
@@ -25,16 +24,18 @@ def dashboard(request):
     """The start page: what is connected, which projects exist, and the next step when nothing does."""
     projects = visible_projects(request.user)
     integrations = Integration.objects.defer("access_key", "secret_key") if request.user.is_admin else None
-    return render(
-        request,
-        "projects/dashboard.html",
-        {"projects": projects[:8], "project_count": projects.count(), "integrations": integrations},
-    )
+    context = {
+        "projects": projects[:8],
+        "project_count": projects.count(),
+        "integrations": integrations,
+        "open_findings": Finding.objects.filter(needs_attention_q(), project__in=projects).count(),
+    }
+    return render(request, "projects/dashboard.html", context)
 
 
 def with_finding_counts(projects):
     """Open findings per effective severity and the number of scanner profiles, in the one list query."""
-    is_open = Q(findings__state__in=OPEN_STATES) & ~Q(findings__triage=Triage.FALSE_POSITIVE)
+    is_open = needs_attention_q(prefix="findings__")
     by_severity = {
         f"open_{SEVERITY_BADGE[value]}": Count(
             "findings", filter=is_open & Q(findings__effective_severity=value)

@@ -16,7 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from .models import ScannerProfile, WebhookAttempt, WebhookDelivery
-from .permissions import get_project
+from .permissions import get_profile
 from .profile_views import REVEAL_SESSION_KEY, _destination_only
 from .profiles import SECRET_ROTATION_GRACE
 from .webhooks import enable, redeliver, rotate_secret, send_test
@@ -25,20 +25,11 @@ PER_PAGE = 20
 ACTIVE = [WebhookDelivery.Status.PENDING, WebhookDelivery.Status.SENDING]
 
 
-def _profile(request, pk: int, profile_pk: int, *, edit: bool = False) -> ScannerProfile:
-    project = get_project(request, pk, edit=edit)
-    profile = get_object_or_404(
-        ScannerProfile.objects.select_related("project"), pk=profile_pk, project=project
-    )
-    profile.project = project  # keeps `user_can_edit`
-    return profile
-
-
 @never_cache
 @require_GET
 def webhook(request, pk: int, profile_pk: int):
     """The Webhook page; with htmx and `#webhook-log` as the target, only the delivery log (for polling)."""
-    profile = _profile(request, pk, profile_pk)
+    profile = get_profile(request, pk, profile_pk)
     deliveries = profile.webhook_deliveries.select_related("run").prefetch_related(
         Prefetch("attempt_log", queryset=WebhookAttempt.objects.order_by("-number", "-id"))
     )
@@ -92,7 +83,7 @@ def _refusal(profile: ScannerProfile) -> str:
 @require_POST
 def webhook_test(request, pk: int, profile_pk: int):
     """Send test event: a `webhook.test` event through the same outbox and task as real events."""
-    profile = _profile(request, pk, profile_pk, edit=True)
+    profile = get_profile(request, pk, profile_pk, edit=True)
     refusal = _refusal(profile)
     if refusal:
         messages.error(request, refusal)
@@ -105,7 +96,7 @@ def webhook_test(request, pk: int, profile_pk: int):
 @require_POST
 def webhook_redeliver(request, pk: int, profile_pk: int, delivery_pk: int):
     """Redeliver: one more attempt of a failed delivery, with the same webhook-id."""
-    profile = _profile(request, pk, profile_pk, edit=True)
+    profile = get_profile(request, pk, profile_pk, edit=True)
     delivery = get_object_or_404(profile.webhook_deliveries, pk=delivery_pk)
     refusal = _refusal(profile)
     if refusal:
@@ -120,7 +111,7 @@ def webhook_redeliver(request, pk: int, profile_pk: int, delivery_pk: int):
 @require_POST
 def webhook_rotate(request, pk: int, profile_pk: int):
     """Rotate secret: a new signing secret, shown once; the old one keeps signing through the grace period."""
-    profile = _profile(request, pk, profile_pk, edit=True)
+    profile = get_profile(request, pk, profile_pk, edit=True)
     if not profile.webhook_url:
         messages.error(request, _refusal(profile))
         return _back(profile)
@@ -137,7 +128,7 @@ def webhook_rotate(request, pk: int, profile_pk: int):
 @require_POST
 def webhook_enable(request, pk: int, profile_pk: int):
     """Turn back on a webhook that a 410 Gone answer turned off."""
-    profile = _profile(request, pk, profile_pk, edit=True)
+    profile = get_profile(request, pk, profile_pk, edit=True)
     if profile.webhook_disabled_reason:
         enable(profile, request.user, request)
         messages.success(request, "Webhook turned back on: the next events will be sent.")

@@ -1,25 +1,34 @@
-"""Walk every URL pattern of ours with real ids, as a signed-in user (used by the secret-leak tests)."""
+"""Every URL pattern of ours, as (name, path) with real arguments: the login-gate and secret-leak tests walk them."""
 
 from __future__ import annotations
+
+import re
 
 from django.urls import URLPattern, URLResolver, get_resolver
 
 
-def crawl_urls(client, ids: dict[str, int]):
-    """Yield (url, response) for a GET of every named, non-admin route, filling `<int:x>` from `ids` (default 1)."""
+def named_routes(ids: dict[str, int] | None = None, slug: str = "x") -> list[tuple[str, str]]:
+    """(namespaced name, path) for every named non-admin route; `<int:x>` comes from `ids` (default 1)."""
+    ids = ids or {}
 
-    def walk(patterns, prefix=""):
+    def fill(route: str) -> str:
+        route = re.sub(r"<int:(\w+)>", lambda m: str(ids.get(m.group(1), 1)), route)
+        return re.sub(r"<(?:str|slug|uuid):\w+>", slug, route)
+
+    def walk(patterns, prefix="", namespace=""):
         for p in patterns:
             if isinstance(p, URLResolver):
                 if p.app_name != "admin":
-                    yield from walk(p.url_patterns, prefix + str(p.pattern))
+                    ns = f"{namespace}{p.namespace}:" if p.namespace else namespace
+                    yield from walk(p.url_patterns, prefix + str(p.pattern), ns)
             elif isinstance(p, URLPattern) and p.name:
-                route = prefix + str(p.pattern)
-                for converter in p.pattern.converters:
-                    route = route.replace(f"<int:{converter}>", str(ids.get(converter, 1)))
-                    route = route.replace(f"<slug:{converter}>", "tenableiovm")
-                yield "/" + route
+                yield namespace + p.name, "/" + fill(prefix + str(p.pattern))
 
-    for url in walk(get_resolver().url_patterns):
+    return list(walk(get_resolver().url_patterns))
+
+
+def crawl_urls(client, ids: dict[str, int]):
+    """Yield (url, response) for a GET of every route, as a full page and as an htmx fragment."""
+    for _, url in named_routes(ids, slug="tenableiovm"):
         for headers in ({}, {"HX-Request": "true"}):
             yield url, client.get(url, headers=headers)

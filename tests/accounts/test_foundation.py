@@ -3,36 +3,18 @@
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import reverse
 
 from accounts.models import AuditEvent, User, record
 from tests.conftest import PASSWORD, make_project, make_user
+from tests.test_crawl import named_routes
 
 pytestmark = pytest.mark.django_db
 
 PUBLIC = {"login", "setup", "healthz"}
-
-
-def _named_routes():
-    """(name, path) for every URL pattern of ours, with 1 for each integer argument."""
-
-    def walk(patterns, prefix="", namespace=""):
-        for p in patterns:
-            if isinstance(p, URLResolver):
-                if p.app_name == "admin":
-                    continue
-                ns = f"{namespace}{p.namespace}:" if p.namespace else namespace
-                yield from walk(p.url_patterns, prefix + str(p.pattern), ns)
-            elif isinstance(p, URLPattern) and p.name:
-                path = re.sub(r"<int:\w+>", "1", prefix + str(p.pattern))
-                path = re.sub(r"<(?:str|slug|uuid):\w+>", "x", path)
-                yield namespace + p.name, "/" + path
-
-    return list(walk(get_resolver().url_patterns))
 
 
 def test_fresh_install_leads_to_setup(client):
@@ -62,7 +44,7 @@ def test_setup_rejects_weak_password(client):
     assert b"too short" in response.content
 
 
-@pytest.mark.parametrize("name,path", _named_routes())
+@pytest.mark.parametrize("name,path", named_routes())
 def test_login_required_everywhere_but_public_pages(client, admin_user, name, path):
     response = client.get(path)
     if name in PUBLIC:

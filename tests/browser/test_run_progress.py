@@ -35,7 +35,9 @@ def worker_thread(monkeypatch):
     monkeypatch.setattr("projects.runs._publish", publish)
 
 
-def test_run_now_shows_progress_then_counts(page, worker_thread):
+def test_run_now_shows_progress_then_counts(page, worker_thread, postgres_required):
+    """(PostgreSQL only: a worker thread writing beside the live server needs real locks; SQLite's shared-cache
+    in-memory test database fails table locks at once instead of waiting, which made this flaky.)"""
     server = TenableSimulator(scans=1).serve()
     try:
         scan_id = server.sim.add_scan("Web tier", hosts=10, findings_per_host=20)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import time
+from datetime import time, timedelta
 
 import pytest
 from django.db import connection
@@ -302,3 +302,19 @@ def test_other_projects_memberships_answer_404(admin_user, project):
         response = client.post(reverse(f"projects:{name}", args=[project.pk, foreign.pk]), {"role": "viewer"})
         assert response.status_code == 404
     assert other.memberships.get().role == "member"
+
+
+def test_dashboard_and_list_count_open_findings_by_the_same_rule_as_the_findings_pages(member_client, member):
+    """Open = open or reopened and untriaged; an expired risk acceptance counts again (projects.findings)."""
+    mine = make_project("Mine", members=[member])
+    add_finding(mine, 4)
+    add_finding(mine, 3, state="reopened", host="10.0.0.2")
+    accepted = add_finding(mine, 2, triage="risk_accepted", host="10.0.0.3")
+    expired = add_finding(mine, 1, triage="risk_accepted", host="10.0.0.4")
+    Finding.objects.filter(pk=accepted.pk).update(triage_until=timezone.localdate() + timedelta(days=30))
+    Finding.objects.filter(pk=expired.pk).update(triage_until=timezone.localdate() - timedelta(days=1))
+    add_finding(mine, 4, state="fixed", host="10.0.0.5")
+    add_finding(make_project("Theirs"), 4)  # another project's findings never count
+    html = member_client.get(reverse("dashboard")).content.decode()
+    assert '<div class="label">Open findings</div><div class="value">3</div>' in html
+    assert {p.name: p.open_total for p in with_finding_counts(Project.objects.all())}["Mine"] == 3
