@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
@@ -74,9 +73,7 @@ def _check_broker() -> str:
 @require_GET
 def user_list(request):
     users = User.objects.order_by("-is_active", "username")
-    return render(
-        request, "accounts/users.html", {"users": users, "broker_is_embedded": not settings.REDIS_URL}
-    )
+    return render(request, "accounts/users.html", {"users": users})
 
 
 @admin_required
