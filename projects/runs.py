@@ -358,8 +358,23 @@ def _set(run: ScanRun, status: str, message: str) -> None:
     )
 
 
+# A run that did not succeed kept nothing, whatever its progress reports wrote while importing.
+NOTHING_KEPT = dict(
+    count_total=0,
+    count_new=0,
+    count_fixed=0,
+    count_reopened=0,
+    count_unchanged=0,
+    count_hosts=0,
+    count_by_severity={},
+)
+
+
 def _finish(run_id: int, status: str, **fields) -> None:
+    """End an active run; a failed one says it kept nothing (its counts are 0: the import rolled back)."""
     fields.setdefault("finished_at", timezone.now())
+    if status == RunStatus.FAILED:
+        fields = {**fields, **NOTHING_KEPT}
     finished = ScanRun.objects.filter(pk=run_id, status__in=ACTIVE_RUN_STATUSES).update(
         status=status, **fields
     )
@@ -377,7 +392,10 @@ def _fail_or_retry(run: ScanRun, message: str, *, permanent: bool, retry_after: 
         return
     countdown = max(retry_after or 0, settings.RUN_RETRY_BASE * 2 ** (run.attempts - 1))
     ScanRun.objects.filter(pk=run.pk, status__in=ACTIVE_RUN_STATUSES).update(
-        status=RunStatus.QUEUED, message=f"Retrying in {int(countdown)} s: {message}"[:500], error=""
+        status=RunStatus.QUEUED,
+        message=f"Retrying in {int(countdown)} s: {message}"[:500],
+        error="",
+        **NOTHING_KEPT,
     )
     raise RetryLater(countdown)
 
