@@ -64,32 +64,103 @@ def fingerprint(project_id: int, identity: str, plugin_id: int, port: int, proto
 
 
 class AssetIndex:
-    """Matches hosts to the project's assets: Tenable host uuid first, then IP, FQDN, NetBIOS name, report name.
+    """Matches hosts to the project's assets (DESIGN §3, RELIABILITY D1); built once per import, no per-host query.
 
-    An asset's `identity` is assigned once, when it is first seen, and never changes, so fingerprints stay stable
-    even when a later scan reveals a host uuid the first one lacked.
+    The Tenable host uuid decides: two hosts whose uuids differ are never one asset. The weaker keys (FQDN, then
+    NetBIOS name, then IP, then report name) match only where one side has no uuid, and a weak key that two
+    assets share matches nothing. Hosts of one file are never merged with each other, except the same host
+    uuid (or the same uuid-less ReportHost block) repeated. An asset's `identity` is assigned once and never
+    changes, so fingerprints stay stable when a later scan reveals a uuid the first one lacked.
     """
+
+    WEAK = ("fqdn", "netbios", "ip", "name")  # in the order they are tried
 
     def __init__(self, project: Project):
         self.project = project
-        self.by_key: dict[str, str] = {}
-        for identity, host_uuid, ip, fqdn, netbios, name in Asset.objects.filter(project=project).values_list(
+        self.uuid_of: dict[str, str] = {}  # identity → host uuid or ""; its keys are the identities in use
+        self.by_uuid: dict[str, str] = {}  # host uuid → identity
+        self.by_key: dict[str, str | set[str]] = {}  # weak key → identity, or the identities sharing it
+        self.keys_of: dict[str, tuple[str, ...]] = {}  # identity → its weak keys
+        self.claimed: set[str] = set()  # identities already given to a host of this file
+        self.blocks: dict[tuple, str] = {}  # a uuid-less host's properties → identity, within this file
+        rows = Asset.objects.filter(project=project).values_list(
             "identity", "host_uuid", "ip", "fqdn", "netbios", "name"
-        ):
-            for key in self._keys(host_uuid, ip, fqdn, netbios, name):
-                self.by_key.setdefault(key, identity)
+        )
+        for identity, host_uuid, ip, fqdn, netbios, name in rows:
+            host_uuid = host_uuid.lower()
+            if not host_uuid and identity.startswith("uuid:") and "#" not in identity:
+                host_uuid = identity[5:]  # an older import cleared the uuid this identity was made from
+            self._add(identity, host_uuid, self._keys(fqdn, netbios, ip, name))
 
     @staticmethod
-    def _keys(host_uuid, ip, fqdn, netbios, name) -> list[str]:
-        pairs = (("uuid", host_uuid), ("ip", ip), ("fqdn", fqdn), ("netbios", netbios), ("name", name))
-        return [f"{kind}:{value.lower()}" for kind, value in pairs if value]
+    def _keys(fqdn: str | None, netbios: str | None, ip: str | None, name: str | None) -> tuple[str, ...]:
+        pairs = zip(AssetIndex.WEAK, (fqdn, netbios, ip, name), strict=True)
+        return tuple(f"{kind}:{value.lower()}" for kind, value in pairs if value)
+
+    def _add(self, identity: str, host_uuid: str, keys: tuple[str, ...]) -> None:
+        self.uuid_of[identity] = host_uuid
+        if host_uuid:
+            self.by_uuid.setdefault(host_uuid, identity)
+        self.keys_of[identity] = keys
+        for key in keys:
+            current = self.by_key.setdefault(key, identity)
+            if isinstance(current, set):
+                current.add(identity)
+            elif current != identity:
+                self.by_key[key] = {current, identity}
+
+    def _forget_keys(self, identity: str) -> None:
+        for key in self.keys_of.pop(identity, ()):
+            current = self.by_key.get(key)
+            if isinstance(current, set):
+                current.discard(identity)
+                if len(current) == 1:
+                    self.by_key[key] = next(iter(current))
+            elif current == identity:
+                del self.by_key[key]
 
     def resolve(self, host: NessusHost) -> str:
-        keys = self._keys(host.host_uuid, host.ip, host.fqdn, host.netbios, host.name)
-        identity = next((self.by_key[k] for k in keys if k in self.by_key), None) or keys[0]
+        """The identity of `host`'s asset, new or existing. Fills in the asset's known uuid if the host lacks one."""
+        host_uuid = (host.host_uuid or "").lower()
+        keys = self._keys(host.fqdn, host.netbios, host.ip, host.name)
+        block = (host.name, host.ip, host.fqdn, host.netbios)
+        identity = self.by_uuid.get(host_uuid) if host_uuid else self.blocks.get(block)
+        if identity is None:
+            identity = self._weak_match(keys, host_uuid) or self._new_identity(host_uuid, host.ip, keys)
+        if not host_uuid:
+            self.blocks.setdefault(block, identity)
+        self.claimed.add(identity)
+        known_uuid = self.uuid_of.get(identity, "")
+        if self.keys_of.get(identity) != keys or host_uuid != known_uuid:  # new, moved, or gained a uuid
+            self._forget_keys(identity)
+            self._add(identity, host_uuid or known_uuid, keys)
+        if not host.host_uuid and known_uuid:
+            host.host_uuid = known_uuid  # the upsert must not erase what an earlier scan told us
+        return identity
+
+    def _weak_match(self, keys: tuple[str, ...], host_uuid: str) -> str | None:
+        """The one asset a weak key names, if that asset is free in this file and one side has no uuid."""
         for key in keys:
-            self.by_key.setdefault(key, identity)
-        return identity[:300]
+            candidate = self.by_key.get(key)
+            if candidate is None or isinstance(candidate, set):
+                continue  # unknown, or ambiguous: matches nothing
+            if candidate in self.claimed or (host_uuid and self.uuid_of[candidate]):
+                continue
+            return candidate
+        return None
+
+    def _new_identity(self, host_uuid: str, ip: str | None, keys: tuple[str, ...]) -> str:
+        """A fresh identity, unique in the project even when a weak key collides with an existing asset."""
+        if host_uuid:
+            base = f"uuid:{host_uuid}"
+        else:
+            base = f"ip:{ip.lower()}" if ip else (keys[0] if keys else "host:")
+        base = base[:290]
+        identity, n = base, 1
+        while identity in self.uuid_of:
+            n += 1
+            identity = f"{base}#{n}"
+        return identity
 
 
 BATCH_TABLE = "import_batch"
@@ -246,7 +317,6 @@ class Merger:
                 batch_size=2000,
                 ignore_conflicts=True,
             )
-            self.counts.hosts += len(batch.hosts)
         if not batch.rows:
             return
         t_finding, run_id, project_id = Finding._meta.db_table, self.run.pk, self.project.pk
@@ -347,6 +417,9 @@ class Merger:
                 f"SELECT effective_severity, COUNT(DISTINCT fingerprint) FROM {SEEN_TABLE} GROUP BY effective_severity"
             )
             counts.by_severity = {str(severity): n for severity, n in cursor.fetchall()}
+            # Counted here, not per batch: a host repeated in a later batch is still one host.
+            cursor.execute(f"SELECT COUNT(*) FROM {t_run_asset} WHERE run_id = %s", [run_id])
+            counts.hosts = cursor.fetchone()[0]
             counts.total = sum(counts.by_severity.values())
             counts.unchanged = max(0, counts.total - counts.new - counts.reopened)
             self._drop_tables(cursor)
