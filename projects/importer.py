@@ -24,7 +24,13 @@ from typing import IO
 from django.db import connection, transaction
 from django.utils import timezone
 
-from integrations.connectors.tenable_io.nessus import NessusHost, NessusItem, iter_hosts
+from integrations.connectors.tenable_io.nessus import (
+    PLUGIN_OUTPUT_MAX,
+    TRUNCATED_MARKER,
+    NessusHost,
+    NessusItem,
+    iter_hosts,
+)
 
 from .choices import shift_severity
 from .models import Asset, Finding, FindingEvent, Plugin, Project, RunAsset, ScanRun
@@ -41,6 +47,8 @@ BATCH_COLUMNS = (
     "effective_severity",
     "plugin_output",
 )
+# Between the outputs of one finding that the scan reported more than once on a host.
+OUTPUT_SEPARATOR = "\n\n--- reported again (same plugin, port and protocol) ---\n\n"
 
 
 @dataclass
@@ -206,20 +214,29 @@ def import_nessus(
 
 
 def _batches(project: Project, hosts_in: Iterable[NessusHost], shift: int):
-    """Yield (batch, items so far, hosts so far): rows ready for the merger, each finding once per host."""
+    """Yield (batch, items so far, hosts so far): rows ready for the merger, each finding once per host.
+
+    An item repeated on one host (same plugin, port and protocol) is one finding that keeps every distinct
+    output, in file order, so re-importing the same file changes nothing (RELIABILITY P7).
+    """
     assets = AssetIndex(project)
     postgres = connection.vendor == "postgresql"
     plugins_seen: set[int] = set()
     batch = Batch([], {}, [])
+    row_of: dict[uuid.UUID, int] = {}  # fingerprint → its row in this batch
     items = hosts = 0
     for host in hosts_in:
         identity = assets.resolve(host)
-        seen: set[uuid.UUID] = set()
+        added = 0
         for item in host.items:
             fp = fingerprint(project.pk, identity, item.plugin_id, item.port, item.protocol)
-            if fp in seen:
-                continue  # the same finding twice in one host's block counts once
-            seen.add(fp)
+            at = row_of.get(fp)
+            if at is not None:
+                row = batch.rows[at]
+                batch.rows[at] = (*row[:8], join_outputs(row[8], item.plugin_output or ""))
+                continue
+            row_of[fp] = len(batch.rows)
+            added += 1
             if item.plugin_id not in plugins_seen:
                 plugins_seen.add(item.plugin_id)
                 batch.plugins.append(item)
@@ -236,15 +253,28 @@ def _batches(project: Project, hosts_in: Iterable[NessusHost], shift: int):
                     item.plugin_output or "",
                 )
             )
-        items += len(seen)
+        items += added
         hosts += 1
         host.items = []  # batched; keep only the host's properties
         previous = batch.hosts.get(identity)
-        batch.hosts[identity] = (host, len(seen) + (previous[1] if previous else 0))
+        batch.hosts[identity] = (host, added + (previous[1] if previous else 0))
         if len(batch.rows) >= BATCH_ROWS:
             yield batch, items, hosts
             batch = Batch([], {}, [])
+            row_of = {}
     yield batch, items, hosts
+
+
+def join_outputs(first: str, second: str) -> str:
+    """One finding's outputs when the scan reported it twice: both, in file order, each distinct text once."""
+    if not second or second in first.split(OUTPUT_SEPARATOR):
+        return first
+    if not first:
+        return second
+    joined = f"{first}{OUTPUT_SEPARATOR}{second}"
+    if len(joined) > PLUGIN_OUTPUT_MAX:
+        joined = joined[: PLUGIN_OUTPUT_MAX - len(TRUNCATED_MARKER)] + TRUNCATED_MARKER
+    return joined
 
 
 class Merger:

@@ -183,6 +183,29 @@ def test_a_repeated_host_block_is_one_host(upload, monkeypatch, batch_rows):
     assert (run.count_hosts, run.count_total, Asset.objects.count()) == (2, 4, 2)
 
 
+# -- duplicate items inside one host (P7) ---------------------------------------------------------------------
+def test_duplicate_items_count_once_and_keep_every_output(upload):
+    host = {
+        **ALICE,
+        "items": [
+            (22964, 443, "tcp", 0, "A web server is running on this port."),
+            (22964, 443, "tcp", 0, "A TLSv1.2 server answered on this port."),
+            (22964, 443, "tcp", 0, "A web server is running on this port."),  # the same text again: kept once
+            INFO,
+        ],
+    }
+    run = upload(host)
+    assert (run.count_total, run.count_new, run.count_by_severity) == (2, 2, {"0": 2})
+    finding = Finding.objects.get(plugin_id=22964)
+    output = finding.plugin_output
+    assert output.count("A web server is running on this port.") == 1
+    assert output.index("A web server") < output.index("A TLSv1.2 server")
+    before = list(Finding.objects.order_by("pk").values())
+    again = upload(host)  # a re-import of the same file changes nothing
+    assert (again.count_new, again.count_fixed, again.count_unchanged) == (0, 0, 2)
+    assert list(Finding.objects.order_by("pk").values()) == before
+
+
 # -- a failed run kept nothing, so it counts nothing ---------------------------------------------------------
 def _cut_file(tmp_path, hosts: int = 12) -> str:
     text = _nessus(
