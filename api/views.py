@@ -12,6 +12,7 @@ from functools import wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import SuspiciousOperation
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse, QueryDict
@@ -46,24 +47,28 @@ log = logging.getLogger(__name__)
 
 
 class ConsoleAPI(NinjaAPI):
-    """NinjaAPI whose operations skip the site's login gate (they answer 401 JSON themselves); the docs page and
-    the bare `/api/v1/` are for people in a browser, so they keep the usual redirect to the login page."""
+    """NinjaAPI whose operations, schema and docs skip the site's login gate: they accept a token as well as a
+    session (see `schema_access`). Only the bare `/api/v1/` keeps the usual redirect to the login page."""
 
     @property
     def urls(self):
         patterns, app_name, namespace = super().urls
         for pattern in patterns:
-            if pattern.name not in ("openapi-view", "api-root"):
+            if pattern.name != "api-root":
                 login_not_required(pattern.callback)
         return patterns, app_name, namespace
 
 
 def schema_access(view):
-    """The schema needs the same credentials as the API (a token or a session); anonymous callers get 401."""
+    """The schema and the docs need the same credentials as the API (a token or a session). A wrong token gets
+    401; a browser with neither is sent to the login page for the docs, and gets 401 for the JSON schema."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.is_authenticated:
+            is_docs = request.resolver_match is not None and request.resolver_match.url_name == "openapi-view"
+            if is_docs and "HTTP_AUTHORIZATION" not in request.META:
+                return redirect_to_login(request.get_full_path())
             try:
                 if not TokenAuth()(request):
                     raise AuthenticationError(message=anonymous_message())

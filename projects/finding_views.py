@@ -311,7 +311,7 @@ def _finding_context(project: Project, finding: Finding, form: TriageForm | None
         "last_seen": last_seen(finding),
         "history": history,
         "older_runs": older_runs,
-        "form": form or TriageForm(initial={"triage": Triage.FALSE_POSITIVE}),
+        "form": form or TriageForm(),  # no preselected decision: the reviewer picks one
     }
 
 

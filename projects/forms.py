@@ -162,12 +162,26 @@ class ScannerProfileForm(forms.ModelForm):
             "start_scan": "Launch the Tenable.io scan and import it when saved and on every run; "
             "off imports the latest completed run.",
             "scheduler_enabled": "Run this profile automatically on a recurring schedule.",
-            "schedule_time": "Hourly runs use only the minutes (00:15 → every hour at :15).",
+            "schedule_time": "24-hour clock, HH:MM (14:30 is half past two in the afternoon). "
+            "Hourly runs use only the minutes (00:15 → every hour at :15).",
             "schedule_cron": "Five fields: minute hour day-of-month month day-of-week, e.g. 30 2 * * 1-5. "
             "At most one run an hour.",
         }
+        error_messages = {
+            "schedule_time": {"invalid": "Enter the time as HH:MM on a 24-hour clock, e.g. 14:30."},
+        }
         widgets = {
-            "schedule_time": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+            # Text, not type="time": the browser would show its locale's 12-hour clock beside 24-hour help.
+            "schedule_time": forms.TimeInput(
+                format="%H:%M",
+                attrs={
+                    "placeholder": "HH:MM",
+                    "inputmode": "numeric",
+                    "maxlength": "5",
+                    "size": "5",
+                    "spellcheck": "false",
+                },
+            ),
             "schedule_cron": forms.TextInput(attrs={"placeholder": "30 2 * * 1-5", "spellcheck": "false"}),
         }
 
@@ -229,8 +243,10 @@ class ScannerProfileForm(forms.ModelForm):
 
     def _clean_schedule(self, cleaned: dict) -> None:
         frequency = cleaned.get("schedule_frequency")
-        if frequency in (ScheduleFrequency.DAILY, ScheduleFrequency.WEEKLY) and not cleaned.get(
-            "schedule_time"
+        if (
+            frequency in (ScheduleFrequency.DAILY, ScheduleFrequency.WEEKLY)
+            and not cleaned.get("schedule_time")
+            and "schedule_time" not in self.errors  # a time that did not parse already says how to write it
         ):
             self.add_error("schedule_time", "Choose the time of day to run.")
         if frequency == ScheduleFrequency.WEEKLY and not cleaned.get("schedule_days"):

@@ -13,6 +13,8 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.urls import path
+from django.utils import timezone
+from django.utils.timesince import timesince
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
@@ -23,6 +25,8 @@ from .choices import RunStatus, Severity, Trigger
 from .models import ScanRun
 from .permissions import get_profile, get_project
 from .runs import QUEUE_UNAVAILABLE, RunRefused, cancel_run, enqueue_upload, request_run
+
+WORKER_WAIT_WARNING = 30  # seconds a run may sit queued, untouched by any worker, before the page says so
 
 PHASES = [
     (RunStatus.QUEUED, "Queued"),
@@ -47,7 +51,7 @@ def run_now(request, pk: int, profile_pk: int):
             messages.error(request, refused.message)
             target = refused.run.get_absolute_url() if refused.run else profile.project.get_absolute_url()
     else:
-        messages.success(request, f"Run #{run.pk} of {profile.name} queued.")
+        # No "queued" message: the run page shows the live status, and a flash would go stale above a finished run.
         target = run.get_absolute_url()
     return HttpResponseClientRedirect(target) if request.htmx else redirect(target)
 
@@ -66,6 +70,7 @@ def run_detail(request, pk: int, run_pk: int):
         "severity_counts": [
             (s.label, run.count_by_severity.get(str(s.value), 0)) for s in reversed(Severity)
         ],
+        "unclaimed_for": _unclaimed_for(run),
     }
     if request.htmx and request.htmx.target == f"run-{run.pk}":
         response = render(request, "projects/partials/_run_progress.html", context)
@@ -75,6 +80,16 @@ def run_detail(request, pk: int, run_pk: int):
             return stop
         return response
     return render(request, "projects/run.html", context)
+
+
+def _unclaimed_for(run: ScanRun) -> str:
+    """How long a queued run has waited without any worker taking it ("45 seconds"), once past WORKER_WAIT_WARNING."""
+    if run.status != RunStatus.QUEUED or run.started_at is not None:
+        return ""
+    waited = int((timezone.now() - run.created_at).total_seconds())
+    if waited < WORKER_WAIT_WARNING:
+        return ""
+    return f"{waited} seconds" if waited < 120 else timesince(run.created_at)
 
 
 @require_GET

@@ -15,8 +15,10 @@ from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.contrib.humanize.templatetags.humanize import intcomma
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from accounts.models import record
@@ -245,17 +247,22 @@ def _pipeline(run: ScanRun) -> None:
         tenable_scan_name=details.name[:300],
         progress_total=details.host_count,
     )
-    already = (
-        profile.runs.filter(status=RunStatus.SUCCEEDED, tenable_run_uuid=entry.uuid)
+    # Name the run that imported this Tenable run, never a later up-to-date run that merely found it.
+    importer = (
+        profile.runs.filter(status=RunStatus.SUCCEEDED, up_to_date=False, tenable_run_uuid=entry.uuid)
         .exclude(pk=run.pk)
+        .order_by("created_at", "pk")
         .first()
     )
-    if already:
+    if importer:
         _finish(
             run.pk,
             RunStatus.SUCCEEDED,
             up_to_date=True,
-            message=f"Up to date: this Tenable.io run was already imported by run #{already.pk}.",
+            message=f"Up to date: this Tenable.io run was already imported by run #{importer.pk}",
+            # Nothing was left to do: report the work as complete (done == total), not 0 of N at 100 %.
+            progress_done=details.host_count or 0,
+            progress_total=details.host_count,
         )
         return
     _set(run, RunStatus.EXPORTING, "Exporting the results from Tenable.io")
@@ -321,13 +328,18 @@ def _check_canceled(run_id: int) -> None:
         raise RunCanceled
 
 
+def imported_message(findings: int, hosts: int) -> str:
+    """The run's one-line summary, in words: "Imported 1 finding from 1 host", "Imported 1,200 findings from 3 hosts"."""
+    return f"Imported {intcomma(findings)} finding{pluralize(findings)} from {intcomma(hosts)} host{pluralize(hosts)}"
+
+
 def _succeed(run: ScanRun, counts: ImportCounts) -> None:
     """Finish the run inside the import transaction: counts, status, audit event."""
     _check_canceled(run.pk)
     _finish(
         run.pk,
         RunStatus.SUCCEEDED,
-        message=f"Imported {counts.total} findings from {counts.hosts} hosts",
+        message=imported_message(counts.total, counts.hosts),
         count_total=counts.total,
         count_new=counts.new,
         count_fixed=counts.fixed,

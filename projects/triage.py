@@ -30,7 +30,12 @@ TRIAGE_ACTIONS = [
 class TriageForm(forms.Form):
     """Mark findings: why is required; only an accepted risk may have an expiry date, and it lies ahead."""
 
-    triage = forms.ChoiceField(label="Mark as", choices=TRIAGE_ACTIONS, widget=forms.RadioSelect)
+    triage = forms.ChoiceField(
+        label="Mark as",
+        choices=TRIAGE_ACTIONS,
+        widget=forms.RadioSelect,
+        error_messages={"required": "Choose False positive or Risk accepted."},
+    )
     reason = forms.CharField(
         label="Reason",
         max_length=1000,
@@ -60,7 +65,10 @@ class BulkTriageForm(TriageForm):
     CLEAR = "clear"
 
     triage = forms.ChoiceField(
-        label="Mark as", choices=[*TRIAGE_ACTIONS, (CLEAR, "Clear triage")], widget=forms.Select
+        label="Mark as",
+        choices=[("", "Mark as…"), *TRIAGE_ACTIONS, (CLEAR, "Clear triage")],
+        widget=forms.Select,
+        error_messages={"required": "Choose what to mark the selected findings as."},
     )
     reason = forms.CharField(label="Reason", max_length=1000, required=False)
     ids = forms.TypedMultipleChoiceField(coerce=int, choices=())

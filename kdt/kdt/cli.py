@@ -160,22 +160,35 @@ def _date(value: str | None) -> str:
         return value
 
 
-def summary(run: dict[str, Any]) -> str:
-    """The finished run as one table row: project, profile, meta data, tool, counts, date and link."""
-    by_severity = run["counts"]["by_severity"]
-    headers = ["PROJECT", "PROFILE", "META DATA", "TOOL", "CRITICAL", "HIGH", "MEDIUM", "LOW", "NEW", "FIXED", "DATE", "LINK"]  # fmt: skip
+def summary(run: dict[str, Any], open_findings: dict[str, int]) -> str:
+    """The project's open findings by severity (what the thresholds check), then what this run changed."""
+    headers = ["PROJECT", "PROFILE", "META DATA", "TOOL", "CRITICAL", "HIGH", "MEDIUM", "LOW", "DATE", "LINK"]
     row = [
         run["project"]["name"],
         run["profile_name"],
         run["meta_data"],
         run["tool"],
-        *(by_severity.get(s, 0) for s in SEVERITIES),
-        run["counts"]["new"],
-        run["counts"]["fixed"],
+        *(open_findings.get(s, 0) for s in SEVERITIES),
         _date(run.get("finished_at") or run.get("created_at")),
         run["url"],
     ]
-    return table(headers, [row])
+    lines = [
+        "Open findings in the project (open or reopened, not triaged; the thresholds count these):",
+        table(headers, [row]),
+        "",
+    ]
+    if run["up_to_date"]:
+        lines.append(f"This run (#{run['id']}) changed nothing. {run['message']}.")
+    else:
+        counts = run["counts"]
+        lines.append(f"This run (#{run['id']}):")
+        lines.append(
+            table(
+                ["NEW", "FIXED", "REOPENED", "UNCHANGED", "HOSTS"],
+                [[counts["new"], counts["fixed"], counts["reopened"], counts["unchanged"], counts["hosts"]]],
+            )
+        )
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------
@@ -294,14 +307,13 @@ def cmd_scan(api: Api, args: argparse.Namespace) -> int:
         log(f"Run #{run['id']} {run['status']}: {run['error'] or run['message'] or 'no reason given'}")
         code = EXIT_RUN_FAILED
     else:
+        # One read for both the table and the thresholds, so the two can never disagree.
+        open_findings = api.get(f"/projects/{project['id']}")["open_findings"]
+        result["open_findings"] = open_findings
         log("")
-        log(summary(run))
-        if run["up_to_date"]:
-            log(run["message"])
+        log(summary(run, open_findings))
         if limits:
-            open_findings = api.get(f"/projects/{project['id']}")["open_findings"]
             breaches = check_thresholds(open_findings, limits)
-            result["open_findings"] = open_findings
             result["threshold_breaches"] = breaches
             log("")
             for severity, limit in limits.items():

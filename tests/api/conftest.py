@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,15 +16,18 @@ from tests.projects.test_findings import make_asset, make_finding, make_plugin, 
 
 SENTINEL = "SENTINEL-other-project"
 ROOT = Path(__file__).resolve().parents[2]
+KDT_PYTHONPATH = str(ROOT / "kdt")  # the directory holding this checkout's `kdt` package
 
 
 @pytest.fixture(scope="session")
 def kdt_installed() -> None:
-    """Install ./kdt into this interpreter once, unless it already is (requirements-dev.txt installs it)."""
-    if importlib.util.find_spec("kdt.cli") is None:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "./kdt"], cwd=ROOT, check=True
-        )
+    """Make `import kdt` and `python -m kdt` (with KDT_PYTHONPATH) run this checkout's kdt/, whatever copy the
+    virtualenv holds: a non-editable install is a snapshot of some checkout, and testing it would test old code."""
+    sys.path.insert(0, KDT_PYTHONPATH)
+    for name in [m for m in sys.modules if m == "kdt" or m.startswith("kdt.")]:
+        del sys.modules[name]
+    spec = importlib.util.find_spec("kdt.cli")
+    assert spec and spec.origin and spec.origin.startswith(KDT_PYTHONPATH), spec
 
 
 @pytest.fixture(autouse=True)

@@ -383,6 +383,17 @@ def test_docs_page_works_offline_for_signed_in_users(client, member):
     assert "cdn" not in html.lower() and 'src="http' not in html and 'href="http' not in html
 
 
+def test_docs_page_accepts_a_token_as_the_readme_says(client, member):
+    """Issue 12 §9: with a Bearer token the docs redirected to the login page."""
+    page = client.get("/api/v1/docs", headers=bearer(member))
+    assert page.status_code == 200 and "/static/ninja/swagger-ui-bundle.js" in page.content.decode()
+    wrong = client.get("/api/v1/docs", headers={"Authorization": "Bearer kdt_wrong"})
+    assert wrong.status_code == 401 and "not valid" in wrong.json()["detail"]
+    assert wrong["WWW-Authenticate"] == "Bearer"
+    anonymous = client.get("/api/v1/docs?x=1")  # a browser without either still goes to the login page
+    assert anonymous.status_code == 302 and anonymous["Location"] == "/login/?next=/api/v1/docs%3Fx%3D1"
+
+
 def test_no_secret_in_profile_responses(client, world, member):
     world.profile.webhook_secret = "whsec_very-secret-value"
     world.profile.save()

@@ -14,6 +14,7 @@ import pytest
 
 from projects.choices import ACTIVE_RUN_STATUSES
 from projects.models import Finding, Project, ScannerProfile, ScanRun
+from tests.api.conftest import KDT_PYTHONPATH
 from tests.integrations.conftest import make_integration
 from tests.projects.test_worker import worker  # noqa: F401  (the real Celery worker fixture)
 
@@ -33,7 +34,12 @@ def sim():
 
 def kdt(live_server, token: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run the installed `kdt` as CI would, with KDT_HOST and KDT_TOKEN in the environment."""
-    env = {"PATH": "/usr/bin:/bin", "KDT_HOST": live_server.url, "KDT_TOKEN": token}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": KDT_PYTHONPATH,  # this checkout's kdt, not a copy installed from elsewhere
+        "KDT_HOST": live_server.url,
+        "KDT_TOKEN": token,
+    }
     return subprocess.run(
         [sys.executable, "-m", "kdt", *args],
         cwd=ROOT,

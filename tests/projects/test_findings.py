@@ -15,6 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import strip_tags
 
 from projects.finding_views import csv_cell
 from projects.findings import SORTS, FindingFilters
@@ -622,7 +623,7 @@ def test_finding_page_shows_the_details(member_client, world):
         "Synopsis text",
         "Solution text",
     ):
-        assert text in body
+        assert text in strip_tags(body)  # as read: the vectors carry <wbr> after each slash (issue 12)
     assert "<details" in body and "<pre" in body  # long output collapses
     assert "Severity+" in body and "DMZ" in body  # why effective differs from Tenable's
     assert "10.0.0.2" in body  # the asset

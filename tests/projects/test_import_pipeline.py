@@ -114,6 +114,48 @@ def test_same_tenable_run_twice_is_up_to_date_and_changes_nothing(sim, profile):
     assert list(Finding.objects.order_by("pk").values()) == before
 
 
+def test_up_to_date_names_the_run_that_imported_and_reports_complete_progress(sim, profile):
+    """Issue 12 §6: a later up-to-date run named the previous up-to-date run, and said 0 of N hosts at 100 %."""
+    first = _run(profile)
+    second = _run(profile)
+    third = _run(profile)
+    assert not first.up_to_date and second.up_to_date and third.up_to_date
+    assert third.message == f"Up to date: this Tenable.io run was already imported by run #{first.pk}"
+    for run in (second, third):
+        assert run.progress_total and run.progress_done == run.progress_total
+        assert run.progress_percent == 100
+
+
+@pytest.mark.parametrize(
+    "hosts, items, message",
+    [
+        (1, 1, "Imported 1 finding from 1 host"),
+        (2, 3, "Imported 6 findings from 2 hosts"),
+    ],
+)
+def test_the_run_summary_counts_in_words(tmp_path, hosts, items, message):
+    """Issue 12 §8: "Imported 1 findings from 1 hosts"."""
+    body = "".join(
+        f'<ReportHost name="10.0.0.{h}"><HostProperties><tag name="host-ip">10.0.0.{h}</tag></HostProperties>'
+        + "".join(
+            f'<ReportItem port="443" svc_name="www" protocol="tcp" severity="2" pluginID="{1000 + n}" '
+            f'pluginName="P{n}" pluginFamily="General"></ReportItem>'
+            for n in range(items)
+        )
+        + "</ReportHost>"
+        for h in range(1, hosts + 1)
+    )
+    path = tmp_path / "small.nessus"
+    path.write_text(
+        f'<?xml version="1.0" ?>\n<NessusClientData_v2><Report name="r">{body}</Report></NessusClientData_v2>'
+    )
+    run = ScanRun.objects.create(project=Project.objects.create(name="Small"), trigger="upload")
+    import_upload(run, os.fspath(path))
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.message == message
+
+
 def test_triage_survives_and_severity_shift_is_applied(sim, profile):
     _run(profile)
     finding = Finding.objects.filter(severity=0).first() or Finding.objects.first()

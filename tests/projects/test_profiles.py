@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 
 import pytest
@@ -140,6 +141,19 @@ def test_add_scanner_offers_infra_and_the_active_connections(admin_client, proje
     assert "Add Scanner" in html and ">Infra<" in html and "Tenable.io VM" in html and ">Add<" in html
     assert f'value="{integration.pk}"' in html and "Old container" not in html
     assert reverse("projects:profile_new", args=[project.pk]) in html
+
+
+def test_add_scanner_names_the_scanner_once_and_the_connection_only_when_it_differs(
+    admin_client, project, integration
+):
+    """Issue 12 §8: "Tenable.io VM — connection Tenable.io VM"."""
+    named = make_integration("http://127.0.0.1:9", name="Prod tenant")
+    html = admin_client.get(reverse("projects:add_scanner", args=[project.pk]), headers=HX).content.decode()
+    choices = re.findall(r'<span class="choice-text">(.*?)<span class="small muted">', html, re.S)
+    texts = [" ".join(re.sub(r"<[^>]+>", " ", c).split()) for c in choices]
+    assert integration.name == "Tenable.io VM" and named.pk
+    assert sorted(texts) == ["Tenable.io VM", "Tenable.io VM — Prod tenant"]
+    assert "connection Tenable.io VM" not in html
 
 
 def test_add_scanner_without_an_active_connection_links_to_integrations(admin_client, member, project):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 
 from projects.choices import RunStatus
 from projects.models import Finding, ScannerProfile, ScanRun
@@ -172,3 +174,70 @@ def test_viewer_cannot_upload(viewer_client, setup):
         {"file": SimpleUploadedFile("x.nessus", b"<NessusClientData_v2/>")},
     )
     assert response.status_code == 403 and not ScanRun.objects.exists()
+
+
+# ---------------------------------------------------------------------------
+# What a first-time user stumbles on (issue 12 §8)
+# ---------------------------------------------------------------------------
+def test_run_now_leaves_no_stale_queued_message_above_the_finished_run(
+    member_client, setup, monkeypatch, django_capture_on_commit_callbacks
+):
+    project, profile = setup
+
+    def finish_at_once(run_id: int) -> None:  # a fast worker: done before the browser follows the redirect
+        ScanRun.objects.filter(pk=run_id).update(status=RunStatus.SUCCEEDED, message="Imported 3 findings")
+
+    monkeypatch.setattr("projects.runs._publish", finish_at_once)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = member_client.post(reverse("projects:run_now", args=[project.pk, profile.pk]))
+    html = member_client.get(response.url).content.decode()
+    assert "Succeeded" in html and "Imported 3 findings" in html
+    assert "queued." not in html and 'class="alert' not in html
+
+
+def test_the_import_log_is_in_a_run_log_section_not_the_summary(member_client, setup):
+    project, profile = setup
+    log = "Imported 9 findings on 2 hosts in 0.4 s (database busy 0.0 s while the file streamed in)."
+    run = ScanRun.objects.create(
+        project=project,
+        profile=profile,
+        status=RunStatus.SUCCEEDED,
+        message="Imported 9 findings from 2 hosts",
+        count_total=9,
+        log=log,
+    )
+    html = member_client.get(run.get_absolute_url()).content.decode()
+    summary, _, rest = html.partition('<details class="run-log">')
+    assert "database busy" not in summary
+    assert rest.startswith("<summary>Run log</summary>") and "database busy 0.0 s" in rest
+
+
+def test_a_queued_run_says_waiting_once_then_what_to_check_after_30_seconds(member_client, setup):
+    project, profile = setup
+    run = ScanRun.objects.create(project=project, profile=profile, message="Waiting for a worker")
+    html = member_client.get(run.get_absolute_url()).content.decode()
+    assert html.lower().count("waiting for a worker") == 1
+    assert "No worker has picked this run up" not in html
+    ScanRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(seconds=45))
+    poll = member_client.get(run.get_absolute_url(), headers={**HX, "HX-Target": f"run-{run.pk}"})
+    html = poll.content.decode()
+    assert "No worker has picked this run up in the 45 seconds since it was queued." in html
+    assert "Celery worker" in html and "docker compose logs worker" in html
+    # A run a worker has taken (even one waiting to retry) is not "unclaimed".
+    ScanRun.objects.filter(pk=run.pk).update(started_at=timezone.now())
+    assert b"No worker has picked" not in member_client.get(run.get_absolute_url()).content
+
+
+def test_an_up_to_date_run_page_says_nothing_changed(member_client, setup):
+    project, profile = setup
+    run = ScanRun.objects.create(
+        project=project,
+        profile=profile,
+        status=RunStatus.SUCCEEDED,
+        up_to_date=True,
+        message="Up to date: this Tenable.io run was already imported by run #1",
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+    )
+    html = member_client.get(run.get_absolute_url()).content.decode()
+    assert "already imported by run #1</strong>; nothing changed." in html and " in 0.0 s" not in html

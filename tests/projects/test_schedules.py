@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -253,3 +254,28 @@ def test_tenable_schedules_read_as_words(rrules, starttime, zone, enabled, text)
 
 def test_no_tenable_schedule():
     assert describe_tenable_schedule(None).startswith("Not scheduled in Tenable.io")
+
+
+def test_the_time_field_is_a_24_hour_text_field_like_its_help(
+    admin_client, project, integration, tenable_simulator
+):
+    """Issue 12 §8: a native time input showed the browser's 12-hour clock beside 24-hour help."""
+    profile = make_profile(
+        project,
+        integration,
+        tenable_simulator.sim.scan_id("completed"),
+        scheduler_enabled=True,
+        schedule_time=time(14, 30),
+    )
+    html = admin_client.get(edit_url(profile)).content.decode()
+    field = re.search(r'<input[^>]*name="schedule_time"[^>]*>', html).group(0)
+    assert 'type="text"' in field and 'value="14:30"' in field and 'placeholder="HH:MM"' in field
+    assert "24-hour clock, HH:MM" in html
+    response = admin_client.post(
+        edit_url(profile), scheduled(tenable_simulator.sim, schedule_time="2:30 PM"), headers=HX
+    )
+    html = response.content.decode()
+    assert "Enter the time as HH:MM on a 24-hour clock, e.g. 14:30." in html
+    assert "Choose the time of day to run." not in html
+    profile.refresh_from_db()
+    assert profile.schedule_time == time(14, 30)

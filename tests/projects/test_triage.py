@@ -339,3 +339,29 @@ def test_only_the_triage_module_writes_findings():
         assert not re.search(r"(objects|\)|findings|qs)\.(update|delete|bulk_update)\(|\.save\(", source), (
             path
         )
+
+
+# ---------------------------------------------------------------------------
+# No default decision (issue 12 §8): the reviewer chooses False positive or Risk accepted
+# ---------------------------------------------------------------------------
+def test_triage_forms_preselect_nothing(member_client, setup):
+    finding = setup["findings"][0]
+    page = member_client.get(reverse("projects:finding", args=[setup["project"].pk, finding.pk]))
+    form = page.content.decode().split('class="form-grid triage-form"', 1)[1].split("</form>", 1)[0]
+    assert 'name="triage"' in form and "checked" not in form
+    listing = member_client.get(reverse("projects:findings", args=[setup["project"].pk])).content.decode()
+    select = re.search(r'<select id="bulk-triage"[^>]*>(.*?)</select>', listing, re.S)
+    assert select and " required" in select.group(0)
+    assert re.match(
+        r'\s*<option value="">Mark as…</option>', select.group(1)
+    ) and "selected" not in select.group(1)
+
+
+def test_triage_without_a_choice_asks_for_one_and_changes_nothing(member_client, setup):
+    before = snapshot()
+    response = member_client.post(triage_url(setup), {"reason": "looked at it"})
+    assert "Choose False positive or Risk accepted." in response.content.decode()
+    ids = [f.pk for f in setup["findings"][:2]]
+    response = member_client.post(bulk_url(setup), {"ids": ids, "reason": "x"}, follow=True)
+    assert "Choose what to mark the selected findings as." in response.content.decode()
+    assert snapshot() == before
