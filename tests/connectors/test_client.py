@@ -53,8 +53,9 @@ def paths(sim: TenableSimulator) -> list[str]:
 
 def test_test_connection_names_user_and_counts_scans(tenable_client, tenable_simulator):
     info = tenable_client.test_connection()
-    assert info == ConnectionInfo(username="secops@example.com", container="Example Corp", scan_count=12)
-    assert paths(tenable_simulator.sim) == ["GET /scans", "GET /session"]
+    # The count is what Bind to lists: the scan in Tenable's trash is not counted (issue 12 §7).
+    assert info == ConnectionInfo(username="secops@example.com", container="Example Corp", scan_count=11)
+    assert paths(tenable_simulator.sim) == ["GET /scans"] * 5 + ["GET /session"]  # the list, then each folder
     assert all(r.has_api_keys_header for r in tenable_simulator.sim.requests)
 
 
@@ -65,7 +66,7 @@ def test_test_connection_on_an_empty_account_counts_zero(tenable_client, tenable
 
 def test_test_connection_survives_a_forbidden_session_call(tenable_client, tenable_simulator):
     tenable_simulator.sim.set_fault("forbidden", path="/session")
-    assert tenable_client.test_connection() == ConnectionInfo(username=None, container=None, scan_count=12)
+    assert tenable_client.test_connection() == ConnectionInfo(username=None, container=None, scan_count=11)
 
 
 def test_trailing_slash_is_stripped(tenable_simulator):
@@ -94,6 +95,39 @@ def test_list_scans_gives_folders_and_folder_membership(tenable_client, tenable_
         "US/Central",
     )
     assert scheduled.schedule_uuid.startswith("template-") and scheduled.policy_id
+
+
+def test_trash_scans_are_hidden_when_the_folder_answers_add_up(tenable_client, tenable_simulator):
+    sim = tenable_simulator.sim
+    visible = tenable_client.list_scans().visible()
+    assert len(visible) == 11 and sim.scan_id("trash") not in {s.id for s in visible}
+    assert tenable_client.test_connection().scan_count == 11  # the same function as Bind to
+
+
+@pytest.mark.parametrize("mode", ["all", "trash"])
+def test_folder_bookkeeping_fails_open_when_the_server_ignores_the_folder_filter(
+    tenable_client, tenable_simulator, mode
+):
+    # Real GET /scans items carry no folder_id; a server (or replay) that ignores ?folder_id= must not
+    # put every scan in Trash, nor guess any folder.
+    tenable_simulator.sim.set_fault("ignore_folder_filter", mode=mode)
+    listing = tenable_client.list_scans()
+    assert len(listing.scans) == 12
+    assert {s.folder_id for s in listing.scans} == {None}
+    assert listing.visible() == listing.scans
+    assert tenable_client.test_connection().scan_count == 12
+
+
+def test_folder_bookkeeping_fails_open_when_a_folder_cannot_be_read(tenable_client, tenable_simulator):
+    tenable_simulator.sim.set_fault("forbidden", path="/scans", method="GET", after=1)
+    listing = tenable_client.list_scans()
+    assert len(listing.scans) == 12 and {s.folder_id for s in listing.scans} == {None}
+
+
+def test_describe_scan_reports_its_folder(tenable_client, tenable_simulator):
+    sim = tenable_simulator.sim
+    assert tenable_client.describe_scan(sim.scan_id("agent")).folder_id == 6
+    assert tenable_client.describe_scan(sim.scan_id("trash")).folder_id == 3
 
 
 def test_describe_scan_network_scan(tenable_client, tenable_simulator):
@@ -401,9 +435,9 @@ def test_t6_parse_retry_after_http_date_in_the_future():
 
 def test_t6_429_then_200_waits_at_least_retry_after(tenable_client, tenable_simulator, fake_time):
     tenable_simulator.sim.set_fault("rate_limit", retry_after="30", times=1)
-    assert tenable_client.test_connection().scan_count == 12
+    assert tenable_client.test_connection().scan_count == 11
     assert fake_time.sleeps == [30.0]
-    assert paths(tenable_simulator.sim) == ["GET /scans", "GET /scans", "GET /session"]
+    assert paths(tenable_simulator.sim) == ["GET /scans"] * 6 + ["GET /session"]
 
 
 def test_t6_garbage_retry_after_falls_back_to_backoff(tenable_client, tenable_simulator, fake_time):

@@ -107,6 +107,14 @@ class ScanList:
     folders: list[Folder]
     scans: list[ScanSummary]
 
+    def visible(self) -> list[ScanSummary]:
+        """Scans outside the trash folder: what Bind to lists and Test Connection counts (one rule for both).
+
+        A scan in Tenable's trash is a deleted scan to our users; a scan of unknown folder is shown.
+        """
+        trash = {folder.id for folder in self.folders if folder.type == "trash"}
+        return [scan for scan in self.scans if scan.folder_id not in trash]
+
 
 @dataclass(frozen=True, slots=True)
 class AgentGroup:
@@ -156,6 +164,7 @@ class ScanDetails:
     history: list[HistoryEntry]
     schedule_uuid: str | None
     last_run_uuid: str | None
+    folder_id: int | None = None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -337,8 +346,11 @@ class TenableClient:
     # -- calls --------------------------------------------------------------------------------------
 
     def test_connection(self) -> ConnectionInfo:
-        """`GET /scans` proves the keys and the scan permission; `GET /session` names the user if it can."""
-        scans = self._json("GET", "/scans").get("scans") or []
+        """`GET /scans` proves the keys and the scan permission; `GET /session` names the user if it can.
+
+        The count is `list_scans().visible()`, so it always matches what Bind to lists.
+        """
+        scans = self.list_scans().visible()
         username = container = None
         try:
             session = self._json("GET", "/session")
@@ -352,7 +364,7 @@ class TenableClient:
         return ConnectionInfo(username=username, container=container, scan_count=len(scans))
 
     def list_scans(self) -> ScanList:
-        """All scans and folders the keys can see, each scan with its folder."""
+        """All scans and folders the keys can see, each scan with its folder where Tenable says so plausibly."""
         data = self._json("GET", "/scans")
         folders = [
             Folder(id=int(f["id"]), name=str(f.get("name") or ""), type=_str_or_none(f.get("type")))
@@ -361,15 +373,39 @@ class TenableClient:
         ]
         items = [item for item in data.get("scans") or [] if isinstance(item, dict)]
         membership: dict[int, int] = {}
-        # List items carry no folder_id; folders are few, so ask each one (trash too: callers hide those).
         if items and not all("folder_id" in item for item in items):
+            listed = {n for item in items if (n := _int_or_none(item.get("id"))) is not None}
+            membership = self._folder_membership(folders, listed)
+        scans = [_scan_summary(item, membership) for item in items]
+        return ScanList(folders=folders, scans=scans)
+
+    def _folder_membership(self, folders: list[Folder], listed: set[int]) -> dict[int, int]:
+        """Each scan's folder, asked folder by folder (list items carry no folder_id).
+
+        Fails open: when the answers cannot be right (a scan in two folders, the trash holding every scan,
+        a folder that cannot be read) no scan gets a folder, so none is hidden as deleted.
+        """
+        membership: dict[int, int] = {}
+        try:
             for folder in folders:
                 for item in self._json("GET", "/scans", params={"folder_id": folder.id}).get("scans") or []:
                     scan_id = _int_or_none(item.get("id")) if isinstance(item, dict) else None
-                    if scan_id is not None:
-                        membership.setdefault(scan_id, folder.id)
-        scans = [_scan_summary(item, membership) for item in items]
-        return ScanList(folders=folders, scans=scans)
+                    if scan_id is None:
+                        continue
+                    if scan_id in membership:
+                        log.warning(
+                            "Tenable.io listed scan %s in two folders; folder filter ignored", scan_id
+                        )
+                        return {}
+                    membership[scan_id] = folder.id
+        except TenableError as exc:
+            log.warning("Tenable.io folder listing failed (%s); showing scans without folders", exc.kind)
+            return {}
+        trash = {folder.id for folder in folders if folder.type == "trash"}
+        if trash and listed and all(membership.get(scan_id) in trash for scan_id in listed):
+            log.warning("Tenable.io put every scan in the trash; not believed")
+            return {}
+        return membership
 
     def describe_scan(self, scan_id: int | str) -> ScanDetails:
         """Targets, tags, agent groups, policy, scanner, schedule and history of one scan."""
@@ -407,6 +443,7 @@ class TenableClient:
             history=_history(data),
             schedule_uuid=_str_or_none(info.get("schedule_uuid")),
             last_run_uuid=_str_or_none(info.get("uuid")),
+            folder_id=_int_or_none(info.get("folder_id")),
         )
 
     def scan_history(self, scan_id: int | str) -> list[HistoryEntry]:
