@@ -8,6 +8,7 @@ import socket
 import ssl
 import threading
 import time
+import tracemalloc
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -571,6 +572,42 @@ def test_gzip_download_is_decoded(tenable_simulator, fake_time):
         with client.export_nessus(scan_id) as stream:
             count = sum(len(h.items) for h in iter_hosts(stream))
     assert count == len(list(sim.findings(scan_id)))
+
+
+def test_a_gzip_bomb_is_stopped_at_the_decoded_cap(tenable_simulator, fake_time):
+    sim = tenable_simulator.sim
+    sim.set_fault("gzip_bomb", size=256 << 20)  # ~256 KB on the wire, 256 MB decoded
+    client = client_for(tenable_simulator.url, fake_time, max_download_bytes=1 << 20)
+    tracemalloc.start()
+    try:
+        with (
+            pytest.raises(TenableError) as caught,
+            client.export_nessus(sim.scan_id("completed")) as stream,
+        ):
+            while stream.read(64 * 1024):
+                pass
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (caught.value.kind, caught.value.permanent) == ("too_large", True)
+    assert caught.value.message == (
+        "The export from Tenable.io is larger than the 1.0 MB limit once decompressed "
+        "(NESSUS_UPLOAD_MAX_BYTES); nothing was imported."
+    )
+    assert peak < 16 << 20
+
+
+def test_the_download_cap_holds_for_read_all_and_plain_bodies(tenable_simulator, fake_time):
+    sim = tenable_simulator.sim
+    scan_id = sim.scan_id("completed")
+    with client_for(tenable_simulator.url, fake_time).export_nessus(scan_id) as stream:
+        size = len(stream.read())
+    client = client_for(tenable_simulator.url, fake_time, max_download_bytes=size - 1)
+    with pytest.raises(TenableError, match="larger than"), client.export_nessus(scan_id) as stream:
+        stream.read()
+    exact = client_for(tenable_simulator.url, fake_time, max_download_bytes=size)
+    with exact.export_nessus(scan_id) as stream:
+        assert len(stream.read()) == size
 
 
 # -- secrets ---------------------------------------------------------------------------------------

@@ -52,6 +52,12 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # A run in any other status is still active (TENABLE_API.md › Scan statuses).
 FINISHED_STATUSES = frozenset({"completed", "stopped", "empty", "imported", "aborted", "canceled"})
 EXPORT_BODY = {"format": "nessus", "chapters": "vuln_by_host"}
+# Decoded bytes of one export, like the upload cap (callers pass NESSUS_UPLOAD_MAX_BYTES): a gzip bomb stops here.
+DEFAULT_MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
+DOWNLOAD_TOO_LARGE = (
+    "The export from Tenable.io is larger than the {limit} limit once decompressed "
+    "(NESSUS_UPLOAD_MAX_BYTES); nothing was imported."
+)
 _OPTIONAL_KINDS = ("forbidden", "not_found", "bad_response")  # failures that only cost a detail
 _KEY_CHARS = re.compile(r"[\x21-\x3a\x3c-\x7e]+")  # printable ASCII except ';' (it would split the header)
 
@@ -287,6 +293,7 @@ class TenableClient:
         max_retries: int = 3,
         backoff_factor: float = 0.5,
         retry_after_max: float = 300.0,
+        max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -297,6 +304,7 @@ class TenableClient:
         self._url_ok = parts.scheme in ("http", "https") and bool(parts.hostname)
         self.timeout = timeout
         self._retry_after_max = retry_after_max
+        self._max_download_bytes = max_download_bytes
         self._sleep = sleep
         self._clock = clock
         access_key, secret_key = (access_key or "").strip(), (secret_key or "").strip()
@@ -513,7 +521,7 @@ class TenableClient:
             sleep(min(delay, remaining))
             delay = min(delay * 2, poll_max)
         response = self._call("GET", f"/scans/{ref}/export/{file_ref}/download", what="file", stream=True)
-        stream = _Download(response, self.timeout[1])
+        stream = _Download(response, self.timeout[1], self._max_download_bytes)
         try:
             yield stream
         finally:
@@ -637,21 +645,40 @@ class TenableClient:
 
 
 class _Download(io.RawIOBase):
-    """The export body as a readable stream; a cut connection becomes `TenableError(kind="truncated")`."""
+    """The export body as a readable stream; a cut connection becomes `TenableError(kind="truncated")`.
 
-    def __init__(self, response: requests.Response, read_timeout: float) -> None:
+    At most `max_bytes` decoded bytes are handed out (urllib3 decodes gzip a bounded step per read).
+    """
+
+    def __init__(self, response: requests.Response, read_timeout: float, max_bytes: int) -> None:
         self._response = response
         self._raw = response.raw
         self._raw.decode_content = True
         self._read_timeout = read_timeout
         self._status = response.status_code
+        self._max_bytes = max_bytes
+        self._decoded = 0
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self.read(io.DEFAULT_BUFFER_SIZE * 8), b""))
+        # One byte past the cap is enough to know the body is over it.
+        data = self._read(min(size, self._max_bytes - self._decoded + 1))
+        self._decoded += len(data)
+        if self._decoded > self._max_bytes:
+            raise TenableError(
+                DOWNLOAD_TOO_LARGE.format(limit=f"{self._max_bytes / 1024 / 1024:.1f} MB"),
+                kind="too_large",
+                permanent=True,
+            )
+        return data
+
+    def _read(self, size: int) -> bytes:
         try:
-            return self._raw.read(None if size is None or size < 0 else size, decode_content=True)
+            return self._raw.read(size, decode_content=True)
         except (ReadTimeoutError, requests.Timeout, TimeoutError) as exc:
             raise TenableError(
                 say.TIMEOUT.format(seconds=_num(self._read_timeout)), kind="timeout", permanent=False

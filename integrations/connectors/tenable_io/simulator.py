@@ -1334,9 +1334,9 @@ def _gzip(chunks: Iterable[bytes], level: int = 1) -> Iterator[bytes]:
 
 
 def _bomb(size: int) -> Iterator[bytes]:
-    """`size` bytes of a `.nessus` file that is all whitespace after its root tag: compresses ~1000:1."""
+    """About `size` bytes of a `.nessus` file padded with comments after its root tag: compresses ~1000:1."""
     yield b"<NessusClientData_v2>"
-    block = b" " * (1 << 20)
+    block = (b"<!--" + b" " * 1017 + b"-->") * 1024  # 1 MiB; comments, so no parser limit stops it first
     for start in range(0, size, len(block)):
         yield block[: size - start]
 
