@@ -300,6 +300,36 @@ def test_item_fields():
     )
 
 
+def test_cwe_from_xref_and_cwe_elements_is_stored_once_in_one_form():
+    # Tenable.io exports give CWE as <xref>CWE:79</xref>; older ones as <cwe>79</cwe>; both mean CWE-79.
+    item = (
+        "<cwe>79</cwe><xref>CWE:79</xref><xref>OWASP:2017-A7</xref><xref>cwe:352</xref><cwe>CWE-20</cwe>"
+        "<xref>WASC:Cross-Site Scripting</xref><xref>CWE:0020</xref><cwe>NVD-CWE-Other</cwe>"
+    )
+    (host,) = parse(doc(item))
+    assert host.items[0].cwes == ["79", "352", "20", "NVD-CWE-Other"]
+
+
+def test_repeated_see_also_elements_are_all_kept():
+    item = (
+        "<see_also>https://a</see_also><see_also>https://b\nhttps://c</see_also><synopsis>s</synopsis>"
+        "<see_also>https://d</see_also><see_also>https://a</see_also>"
+    )
+    (host,) = parse(doc(item))
+    assert host.items[0].see_also == ["https://a", "https://b", "https://c", "https://d"]
+
+
+def test_real_tenable_export_keeps_every_see_also_and_its_xref_cwes():
+    (host,) = iter_hosts(fixture_file("nessus_was_many_vuln.xml"))
+    by_plugin = {i.plugin_id: i for i in host.items}
+    xss = next(i for i in host.items if "projects.webappsec.org" in " ".join(i.see_also))
+    assert len(xss.see_also) == 2 and xss.cwes == ["79"]
+    assert any(len(i.see_also) == 5 and i.cwes == ["693"] for i in by_plugin.values())
+    (host,) = iter_hosts(fixture_file("nessus_with_cvssv3.nessus"))  # <cwe>20</cwe> and <xref>CWE:20</xref>
+    assert all(len(set(i.cwes)) == len(i.cwes) for i in host.items)
+    assert sum("20" in i.cwes for i in host.items) == 8
+
+
 def test_host_properties_and_fallbacks():
     properties = (
         '<tag name="host-ip"> 10.0.0.9 </tag><tag name="hostname">box</tag><tag name="os">linux</tag>'

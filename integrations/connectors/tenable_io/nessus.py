@@ -52,11 +52,12 @@ _SEVERITY = {str(n): n for n in range(5)}
 # Child elements of a ReportItem we read (the text of the others is never decoded).
 _WANTED = frozenset(
     {
-        "plugin_name", "synopsis", "description", "solution", "plugin_output", "risk_factor", "see_also",
+        "plugin_name", "synopsis", "description", "solution", "plugin_output", "risk_factor",
         "cvss_base_score", "cvss_vector", "cvss3_base_score", "cvss3_vector", "cvss", "cvssv3", "vpr_score",
         "epss_score", "plugin_publication_date", "patch_publication_date", "exploit_available",
     }
 )  # fmt: skip
+_LISTED = frozenset({"cve", "cwe", "xref", "see_also"})  # repeated children, gathered into lists
 _LXML_POSITION = re.compile(r",?\s*line \d+, column \d+\s*$")
 _HOST_TIME = "%a %b %d %H:%M:%S %Y"
 
@@ -297,22 +298,30 @@ def _item(elem: Any) -> NessusItem:
     attr = elem.get
     fields: dict[str, str | None] = {}
     cves: list[str] = []
-    cwes: list[str] = []
+    cwes: dict[str, None] = {}  # ordered and de-duplicated
+    see_also: dict[str, None] = {}
     for child in elem:
         tag = child.tag
         if tag in _WANTED:
             fields[tag] = child.text
-        elif tag == "cve":
-            if child.text and len(cves) < LIST_MAX:
-                cves.append(child.text.strip()[:NAME_MAX])
-        elif tag == "cwe" and child.text and len(cwes) < LIST_MAX:
-            cwes.append(child.text.strip()[:NAME_MAX])
+            continue
+        if tag not in _LISTED or not (text := child.text):
+            continue
+        if tag == "cve":
+            if len(cves) < LIST_MAX:
+                cves.append(text.strip()[:NAME_MAX])
+        elif tag == "see_also":  # repeated in Tenable.io exports, newline-separated in Nessus ones
+            for url in text.splitlines():
+                if url.strip() and len(see_also) < LIST_MAX:
+                    see_also.setdefault(url.strip()[:URL_MAX])
+        elif tag == "cwe" or text.lstrip()[:4].upper() == "CWE:":  # xref: "CWE:79", "OWASP:2017-A7", …
+            if len(cwes) < LIST_MAX:
+                cwes.setdefault(_cwe(text))
     get = fields.get
     severity = _SEVERITY.get(attr("severity") or "")
     if severity is None:
         severity = min(max(_int(attr("severity")), 0), 4)
     risk = _RISK.get((get("risk_factor") or "").strip().lower()) or _RISK_BY_SEVERITY[severity]
-    see_also = get("see_also")
     output = get("plugin_output")
     if output is not None:
         output = output.strip("\r\n")
@@ -337,16 +346,21 @@ def _item(elem: Any) -> NessusItem:
         cvss3_base_score=_float(get("cvss3_base_score") or get("cvssv3")),
         cvss3_vector=_name(get("cvss3_vector"), NAME_MAX),
         cves=cves,
-        cwes=cwes,
-        see_also=[u.strip()[:URL_MAX] for u in see_also.splitlines() if u.strip()][:LIST_MAX]
-        if see_also
-        else [],
+        cwes=list(cwes),
+        see_also=list(see_also),
         vpr_score=_float(get("vpr_score")),
         epss_score=_float(get("epss_score")),
         publication_date=_date(get("plugin_publication_date")),
         patch_date=_date(get("patch_publication_date")),
         exploit_available=None if exploit is None else exploit.strip().lower() == "true",
     )
+
+
+def _cwe(value: str) -> str:
+    """One stored form for a CWE: its number ("79" from "79", "CWE-79" or the xref "CWE:79"); other text as is."""
+    text = value.strip()
+    number = re.fullmatch(r"(?:CWE\s*[-:]\s*)*0*(\d{1,9})", text, re.IGNORECASE)
+    return number.group(1) if number else text[:NAME_MAX]
 
 
 def _name(value: str | None, limit: int) -> str | None:

@@ -269,7 +269,8 @@ def _plugin(seed: int, index: int) -> _Plugin:
             ("cve", f"CVE-{year}-{rng.randint(1000, 49999)}") for _ in range(rng.choice([1, 1, 2, 3, 5]))
         ]
         if rng.random() < 0.5:
-            children.append(("cwe", str(rng.choice([20, 79, 89, 119, 200, 287, 295, 326, 400, 787]))))
+            cwe = rng.choice([20, 79, 89, 119, 200, 287, 295, 326, 400, 787])
+            children += [("cwe", str(cwe)), ("xref", f"CWE:{cwe}")]  # real exports carry both forms
     risk = _RISK[severity]
     if rng.random() < 0.1:
         risk = risk.upper()  # real exports mix the case
