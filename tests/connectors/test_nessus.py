@@ -221,6 +221,50 @@ def test_doctype_hidden_behind_a_long_prolog_is_refused():
         parse(data)
 
 
+ENTITY_DOC = (
+    '<!DOCTYPE NessusClientData_v2 [<!ENTITY x "EVIL">]>\n<NessusClientData_v2><Report name="r">'
+    '<ReportHost name="h"><HostProperties><tag name="host-ip">10.0.0.1</tag></HostProperties>'
+    '<ReportItem port="0" protocol="tcp" severity="1" pluginID="1" pluginName="&x;">'
+    "<description>a&x;b</description></ReportItem></ReportHost></Report></NessusClientData_v2>"
+)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+@pytest.mark.parametrize("declaration", ['<?xml version="1.0" encoding="UTF-16"?>\n', ""])
+def test_a_dtd_in_utf16_or_utf32_without_a_byte_order_mark_is_refused(encoding, declaration):
+    """Issue 12 §6: libxml2 reads these encodings without a BOM; the DTD check must read them too."""
+    data = (declaration.replace("UTF-16", encoding.upper()[:6]) + ENTITY_DOC).encode(encoding)
+    with pytest.raises(NessusParseError) as caught:
+        parse(data)
+    assert caught.value.message.startswith(
+        "The file contains a DTD or entity declaration, which is not allowed"
+    )
+    assert (caught.value.line, caught.value.column) == ((2, 1) if declaration else (1, 1))
+
+
+def test_a_dtd_behind_a_declared_encoding_is_refused():
+    # UTF-7 hides "<" as "+ADw-"; libxml2 decodes it, so the check must too.
+    data = b'<?xml version="1.0" encoding="UTF-7"?>\n' + ENTITY_DOC.encode("utf-7").replace(b"<", b"+ADw-")
+    with pytest.raises(NessusParseError, match="DTD or entity declaration"):
+        parse(data)
+
+
+def test_a_dtd_the_prolog_check_missed_is_still_refused_while_parsing(monkeypatch):
+    # Defence in depth: whatever the encoding, a DOCTYPE seen by the parser stops the file before any host.
+    monkeypatch.setattr("integrations.connectors.tenable_io.nessus.check_head", lambda head: None)
+    for data in (ENTITY_DOC.encode(), b'<!DOCTYPE NessusClientData_v2 SYSTEM "x.dtd"><NessusClientData_v2/>'):
+        with pytest.raises(NessusParseError) as caught:
+            parse(data)
+        assert caught.value.message == "The file contains a DTD or entity declaration, which is not allowed."
+
+
+def test_a_utf16_export_without_a_dtd_still_parses():
+    data = doc("<synopsis>s</synopsis>").decode().replace("?>", 'encoding="UTF-16"?>')
+    for encoding in ("utf-16-le", "utf-16-be", "utf-16"):
+        (host,) = parse(data.encode(encoding))
+        assert host.name == "10.0.0.1" and host.items[0].synopsis == "s"
+
+
 @pytest.mark.parametrize(("bad", "column"), [(b"\xff\xfe", 6), (b"\x01", 6)])
 def test_p5_invalid_bytes_and_control_characters(bad, column):
     data = doc("<plugin_output>\nline two\nabcde" + "X" + "</plugin_output>").replace(b"X", bad)

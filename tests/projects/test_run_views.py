@@ -165,6 +165,20 @@ def test_upload_rejects_wrong_files_and_oversize(member_client, setup, settings)
     assert response.status_code == 413 and b"larger than" in response.content and not ScanRun.objects.exists()
 
 
+def test_upload_with_a_dtd_in_utf16_is_refused_at_once(member_client, setup):
+    project, _ = setup
+    data = (
+        '<?xml version="1.0" encoding="UTF-16"?>\n<!DOCTYPE NessusClientData_v2 [<!ENTITY x "EVIL">]>\n'
+        "<NessusClientData_v2>&x;</NessusClientData_v2>"
+    ).encode("utf-16-le")
+    response = member_client.post(
+        reverse("projects:upload", args=[project.pk]), {"file": SimpleUploadedFile("x.nessus", data)}
+    )
+    html = response.content.decode()
+    assert "The file contains a DTD or entity declaration, which is not allowed (line 2, column 1)." in html
+    assert not ScanRun.objects.exists()
+
+
 def test_viewer_cannot_upload(viewer_client, setup):
     project, _ = setup
     response = viewer_client.post(
