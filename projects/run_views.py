@@ -130,7 +130,8 @@ class CappedUploadHandler(FileUploadHandler):
 class UploadForm(forms.Form):
     file = forms.FileField(
         label=".nessus file",
-        help_text="A Nessus v2 export from Tenable.io, Tenable.sc or Nessus Professional.",
+        help_text="A Nessus v2 export from Tenable.io, Tenable.sc or Nessus Professional "
+        "(in Tenable.io: open the scan, Export › Nessus). CSV exports are not supported.",
         widget=forms.ClearableFileInput(attrs={"accept": ".nessus,.xml"}),
     )
 

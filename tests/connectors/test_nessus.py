@@ -14,6 +14,7 @@ import pytest
 
 from integrations.connectors.tenable_io.errors import TenableError
 from integrations.connectors.tenable_io.nessus import (
+    CSV_NOT_SUPPORTED,
     NAME_MAX,
     PLUGIN_NAME_MAX,
     PLUGIN_OUTPUT_MAX,
@@ -263,6 +264,24 @@ def test_a_utf16_export_without_a_dtd_still_parses():
     for encoding in ("utf-16-le", "utf-16-be", "utf-16"):
         (host,) = parse(data.encode(encoding))
         assert host.name == "10.0.0.1" and host.items[0].synopsis == "s"
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"Plugin ID,CVE,CVSS v2.0 Base Score,Risk,Host,Protocol,Port,Name,Synopsis,Description,Solution\n"
+        b"19506,,,None,10.0.0.1,tcp,0,Nessus Scan Information,,,\n",
+        b'\xef\xbb\xbf"Plugin ID","CVE","CVSS v2.0 Base Score","Risk","Host"\r\n"19506","","","None","10.0.0.1"\r\n',
+    ],
+)
+def test_a_csv_export_is_named_and_the_way_to_a_nessus_export_given(head):
+    with pytest.raises(NessusParseError) as caught:
+        parse(head)
+    assert caught.value.message == CSV_NOT_SUPPORTED
+    assert (
+        "CSV exports are not supported" in CSV_NOT_SUPPORTED
+        and "Export › Nessus (.nessus)" in CSV_NOT_SUPPORTED
+    )
 
 
 @pytest.mark.parametrize(("bad", "column"), [(b"\xff\xfe", 6), (b"\x01", 6)])

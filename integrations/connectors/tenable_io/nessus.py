@@ -61,6 +61,10 @@ _WANTED = frozenset(
 _LISTED = frozenset({"cve", "cwe", "xref", "see_also"})  # repeated children, gathered into lists
 _LXML_POSITION = re.compile(r",?\s*line \d+, column \d+\s*$")
 DTD_REFUSED = "The file contains a DTD or entity declaration, which is not allowed"
+CSV_NOT_SUPPORTED = (
+    "This is a CSV export: CSV exports are not supported. In Tenable.io, open the scan, choose "
+    "Export › Nessus (.nessus), and upload that file."
+)
 # Byte-order marks, then what libxml2 infers without one (encoding.c, xmlDetectCharEncoding), so the
 # prolog check reads the file in the encoding the parser will use.
 _BOMS = (
@@ -211,8 +215,14 @@ def head_text(head: bytes) -> str:
     return text
 
 
+def looks_like_csv(head: bytes) -> bool:
+    """A comma-separated export (Tenable's starts "Plugin ID,CVE,CVSS…"), not XML: say so rather than "not XML"."""
+    first = head_text(head).lstrip("\ufeff \t\r\n").split("\n", 1)[0]
+    return not first.startswith("<") and first.count(",") >= 2
+
+
 def check_head(head: bytes) -> None:
-    """Refuse DTDs and wrong roots before lxml sees a byte (a DTD can only sit before the root)."""
+    """Refuse DTDs, wrong roots and CSV before lxml sees a byte (a DTD can only sit before the root)."""
     text = head_text(head)
     if not text.strip():
         raise NessusParseError("The .nessus file is empty.")
@@ -243,6 +253,8 @@ def check_head(head: bytes) -> None:
             if name != ROOT_TAG:
                 _wrong_root(name, *_position(text, pos))
             return
+        if looks_like_csv(head):
+            raise NessusParseError(CSV_NOT_SUPPORTED)
         break  # not markup we understand: let lxml report where
     if len(head) >= PEEK_BYTES:
         raise NessusParseError(
