@@ -68,6 +68,8 @@ def open_connector(integration: Integration, *, interactive: bool = False, **ove
         access_key, secret_key = access_key or stored_access, secret_key or stored_secret
     api_url = overrides.pop("api_url", None) or integration.api_url
     options = {"timeout": settings.TENABLE_TIMEOUT, **overrides}
+    # Exports are decoded under the upload cap, so a gzip bomb cannot outgrow what an upload may be.
+    options.setdefault("max_download_bytes", settings.NESSUS_UPLOAD_MAX_BYTES)
     if interactive:
         budget = settings.TENABLE_INTERACTIVE_BUDGET
         options.update(

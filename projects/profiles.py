@@ -124,9 +124,8 @@ def _remember_presence(integration: Integration, present: set[int]) -> None:
 
 
 def visible_scans(scans) -> list:
-    """Scans outside the trash folder: a scan in Tenable's trash is a deleted scan to our users."""
-    trash = {folder.id for folder in scans.folders if folder.type == "trash"}
-    return [scan for scan in scans.scans if scan.folder_id not in trash]
+    """Scans outside the trash folder (`ScanList.visible`, the rule Test Connection counts with too)."""
+    return scans.visible()
 
 
 def epoch(value: int | None) -> datetime | None:

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from accounts.models import record
+from integrations.connectors.tenable_io import nessus
 
 from .choices import RunStatus, Severity, Trigger
 from .models import ScanRun
@@ -144,7 +145,8 @@ class CappedUploadHandler(FileUploadHandler):
 class UploadForm(forms.Form):
     file = forms.FileField(
         label=".nessus file",
-        help_text="A Nessus v2 export from Tenable.io, Tenable.sc or Nessus Professional.",
+        help_text="A Nessus v2 export from Tenable.io, Tenable.sc or Nessus Professional "
+        "(in Tenable.io: open the scan, Export › Nessus). CSV exports are not supported.",
         widget=forms.ClearableFileInput(attrs={"accept": ".nessus,.xml"}),
     )
 
@@ -156,7 +158,12 @@ class UploadForm(forms.Form):
             )
         head = upload.read(4096)
         upload.seek(0)
-        if b"<NessusClientData_v2" not in head:
+        try:
+            # The parser's own first look (CSV, DTD in any encoding, wrong root), so the user hears it now.
+            nessus.check_head(head)
+        except nessus.NessusParseError as exc:
+            raise forms.ValidationError(exc.message) from None
+        if f"<{nessus.ROOT_TAG}" not in nessus.head_text(head):
             raise forms.ValidationError(
                 "This is not a Nessus v2 export (.nessus): its root element must be <NessusClientData_v2>."
             )

@@ -8,6 +8,7 @@ import socket
 import ssl
 import threading
 import time
+import tracemalloc
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -53,8 +54,9 @@ def paths(sim: TenableSimulator) -> list[str]:
 
 def test_test_connection_names_user_and_counts_scans(tenable_client, tenable_simulator):
     info = tenable_client.test_connection()
-    assert info == ConnectionInfo(username="secops@example.com", container="Example Corp", scan_count=12)
-    assert paths(tenable_simulator.sim) == ["GET /scans", "GET /session"]
+    # The count is what Bind to lists: the scan in Tenable's trash is not counted (issue 12 §7).
+    assert info == ConnectionInfo(username="secops@example.com", container="Example Corp", scan_count=11)
+    assert paths(tenable_simulator.sim) == ["GET /scans"] * 5 + ["GET /session"]  # the list, then each folder
     assert all(r.has_api_keys_header for r in tenable_simulator.sim.requests)
 
 
@@ -65,7 +67,7 @@ def test_test_connection_on_an_empty_account_counts_zero(tenable_client, tenable
 
 def test_test_connection_survives_a_forbidden_session_call(tenable_client, tenable_simulator):
     tenable_simulator.sim.set_fault("forbidden", path="/session")
-    assert tenable_client.test_connection() == ConnectionInfo(username=None, container=None, scan_count=12)
+    assert tenable_client.test_connection() == ConnectionInfo(username=None, container=None, scan_count=11)
 
 
 def test_trailing_slash_is_stripped(tenable_simulator):
@@ -94,6 +96,39 @@ def test_list_scans_gives_folders_and_folder_membership(tenable_client, tenable_
         "US/Central",
     )
     assert scheduled.schedule_uuid.startswith("template-") and scheduled.policy_id
+
+
+def test_trash_scans_are_hidden_when_the_folder_answers_add_up(tenable_client, tenable_simulator):
+    sim = tenable_simulator.sim
+    visible = tenable_client.list_scans().visible()
+    assert len(visible) == 11 and sim.scan_id("trash") not in {s.id for s in visible}
+    assert tenable_client.test_connection().scan_count == 11  # the same function as Bind to
+
+
+@pytest.mark.parametrize("mode", ["all", "trash"])
+def test_folder_bookkeeping_fails_open_when_the_server_ignores_the_folder_filter(
+    tenable_client, tenable_simulator, mode
+):
+    # Real GET /scans items carry no folder_id; a server (or replay) that ignores ?folder_id= must not
+    # put every scan in Trash, nor guess any folder.
+    tenable_simulator.sim.set_fault("ignore_folder_filter", mode=mode)
+    listing = tenable_client.list_scans()
+    assert len(listing.scans) == 12
+    assert {s.folder_id for s in listing.scans} == {None}
+    assert listing.visible() == listing.scans
+    assert tenable_client.test_connection().scan_count == 12
+
+
+def test_folder_bookkeeping_fails_open_when_a_folder_cannot_be_read(tenable_client, tenable_simulator):
+    tenable_simulator.sim.set_fault("forbidden", path="/scans", method="GET", after=1)
+    listing = tenable_client.list_scans()
+    assert len(listing.scans) == 12 and {s.folder_id for s in listing.scans} == {None}
+
+
+def test_describe_scan_reports_its_folder(tenable_client, tenable_simulator):
+    sim = tenable_simulator.sim
+    assert tenable_client.describe_scan(sim.scan_id("agent")).folder_id == 6
+    assert tenable_client.describe_scan(sim.scan_id("trash")).folder_id == 3
 
 
 def test_describe_scan_network_scan(tenable_client, tenable_simulator):
@@ -401,9 +436,9 @@ def test_t6_parse_retry_after_http_date_in_the_future():
 
 def test_t6_429_then_200_waits_at_least_retry_after(tenable_client, tenable_simulator, fake_time):
     tenable_simulator.sim.set_fault("rate_limit", retry_after="30", times=1)
-    assert tenable_client.test_connection().scan_count == 12
+    assert tenable_client.test_connection().scan_count == 11
     assert fake_time.sleeps == [30.0]
-    assert paths(tenable_simulator.sim) == ["GET /scans", "GET /scans", "GET /session"]
+    assert paths(tenable_simulator.sim) == ["GET /scans"] * 6 + ["GET /session"]
 
 
 def test_t6_garbage_retry_after_falls_back_to_backoff(tenable_client, tenable_simulator, fake_time):
@@ -537,6 +572,42 @@ def test_gzip_download_is_decoded(tenable_simulator, fake_time):
         with client.export_nessus(scan_id) as stream:
             count = sum(len(h.items) for h in iter_hosts(stream))
     assert count == len(list(sim.findings(scan_id)))
+
+
+def test_a_gzip_bomb_is_stopped_at_the_decoded_cap(tenable_simulator, fake_time):
+    sim = tenable_simulator.sim
+    sim.set_fault("gzip_bomb", size=256 << 20)  # ~256 KB on the wire, 256 MB decoded
+    client = client_for(tenable_simulator.url, fake_time, max_download_bytes=1 << 20)
+    tracemalloc.start()
+    try:
+        with (
+            pytest.raises(TenableError) as caught,
+            client.export_nessus(sim.scan_id("completed")) as stream,
+        ):
+            while stream.read(64 * 1024):
+                pass
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (caught.value.kind, caught.value.permanent) == ("too_large", True)
+    assert caught.value.message == (
+        "The export from Tenable.io is larger than the 1.0 MB limit once decompressed "
+        "(NESSUS_UPLOAD_MAX_BYTES); nothing was imported."
+    )
+    assert peak < 16 << 20
+
+
+def test_the_download_cap_holds_for_read_all_and_plain_bodies(tenable_simulator, fake_time):
+    sim = tenable_simulator.sim
+    scan_id = sim.scan_id("completed")
+    with client_for(tenable_simulator.url, fake_time).export_nessus(scan_id) as stream:
+        size = len(stream.read())
+    client = client_for(tenable_simulator.url, fake_time, max_download_bytes=size - 1)
+    with pytest.raises(TenableError, match="larger than"), client.export_nessus(scan_id) as stream:
+        stream.read()
+    exact = client_for(tenable_simulator.url, fake_time, max_download_bytes=size)
+    with exact.export_nessus(scan_id) as stream:
+        assert len(stream.read()) == size
 
 
 # -- secrets ---------------------------------------------------------------------------------------

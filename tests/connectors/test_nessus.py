@@ -14,6 +14,7 @@ import pytest
 
 from integrations.connectors.tenable_io.errors import TenableError
 from integrations.connectors.tenable_io.nessus import (
+    CSV_NOT_SUPPORTED,
     NAME_MAX,
     PLUGIN_NAME_MAX,
     PLUGIN_OUTPUT_MAX,
@@ -221,6 +222,68 @@ def test_doctype_hidden_behind_a_long_prolog_is_refused():
         parse(data)
 
 
+ENTITY_DOC = (
+    '<!DOCTYPE NessusClientData_v2 [<!ENTITY x "EVIL">]>\n<NessusClientData_v2><Report name="r">'
+    '<ReportHost name="h"><HostProperties><tag name="host-ip">10.0.0.1</tag></HostProperties>'
+    '<ReportItem port="0" protocol="tcp" severity="1" pluginID="1" pluginName="&x;">'
+    "<description>a&x;b</description></ReportItem></ReportHost></Report></NessusClientData_v2>"
+)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+@pytest.mark.parametrize("declaration", ['<?xml version="1.0" encoding="UTF-16"?>\n', ""])
+def test_a_dtd_in_utf16_or_utf32_without_a_byte_order_mark_is_refused(encoding, declaration):
+    """Issue 12 §6: libxml2 reads these encodings without a BOM; the DTD check must read them too."""
+    data = (declaration.replace("UTF-16", encoding.upper()[:6]) + ENTITY_DOC).encode(encoding)
+    with pytest.raises(NessusParseError) as caught:
+        parse(data)
+    assert caught.value.message.startswith(
+        "The file contains a DTD or entity declaration, which is not allowed"
+    )
+    assert (caught.value.line, caught.value.column) == ((2, 1) if declaration else (1, 1))
+
+
+def test_a_dtd_behind_a_declared_encoding_is_refused():
+    # UTF-7 hides "<" as "+ADw-"; libxml2 decodes it, so the check must too.
+    data = b'<?xml version="1.0" encoding="UTF-7"?>\n' + ENTITY_DOC.encode("utf-7").replace(b"<", b"+ADw-")
+    with pytest.raises(NessusParseError, match="DTD or entity declaration"):
+        parse(data)
+
+
+def test_a_dtd_the_prolog_check_missed_is_still_refused_while_parsing(monkeypatch):
+    # Defence in depth: whatever the encoding, a DOCTYPE seen by the parser stops the file before any host.
+    monkeypatch.setattr("integrations.connectors.tenable_io.nessus.check_head", lambda head: None)
+    for data in (ENTITY_DOC.encode(), b'<!DOCTYPE NessusClientData_v2 SYSTEM "x.dtd"><NessusClientData_v2/>'):
+        with pytest.raises(NessusParseError) as caught:
+            parse(data)
+        assert caught.value.message == "The file contains a DTD or entity declaration, which is not allowed."
+
+
+def test_a_utf16_export_without_a_dtd_still_parses():
+    data = doc("<synopsis>s</synopsis>").decode().replace("?>", 'encoding="UTF-16"?>')
+    for encoding in ("utf-16-le", "utf-16-be", "utf-16"):
+        (host,) = parse(data.encode(encoding))
+        assert host.name == "10.0.0.1" and host.items[0].synopsis == "s"
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"Plugin ID,CVE,CVSS v2.0 Base Score,Risk,Host,Protocol,Port,Name,Synopsis,Description,Solution\n"
+        b"19506,,,None,10.0.0.1,tcp,0,Nessus Scan Information,,,\n",
+        b'\xef\xbb\xbf"Plugin ID","CVE","CVSS v2.0 Base Score","Risk","Host"\r\n"19506","","","None","10.0.0.1"\r\n',
+    ],
+)
+def test_a_csv_export_is_named_and_the_way_to_a_nessus_export_given(head):
+    with pytest.raises(NessusParseError) as caught:
+        parse(head)
+    assert caught.value.message == CSV_NOT_SUPPORTED
+    assert (
+        "CSV exports are not supported" in CSV_NOT_SUPPORTED
+        and "Export › Nessus (.nessus)" in CSV_NOT_SUPPORTED
+    )
+
+
 @pytest.mark.parametrize(("bad", "column"), [(b"\xff\xfe", 6), (b"\x01", 6)])
 def test_p5_invalid_bytes_and_control_characters(bad, column):
     data = doc("<plugin_output>\nline two\nabcde" + "X" + "</plugin_output>").replace(b"X", bad)
@@ -298,6 +361,36 @@ def test_item_fields():
         None,
         True,
     )
+
+
+def test_cwe_from_xref_and_cwe_elements_is_stored_once_in_one_form():
+    # Tenable.io exports give CWE as <xref>CWE:79</xref>; older ones as <cwe>79</cwe>; both mean CWE-79.
+    item = (
+        "<cwe>79</cwe><xref>CWE:79</xref><xref>OWASP:2017-A7</xref><xref>cwe:352</xref><cwe>CWE-20</cwe>"
+        "<xref>WASC:Cross-Site Scripting</xref><xref>CWE:0020</xref><cwe>NVD-CWE-Other</cwe>"
+    )
+    (host,) = parse(doc(item))
+    assert host.items[0].cwes == ["79", "352", "20", "NVD-CWE-Other"]
+
+
+def test_repeated_see_also_elements_are_all_kept():
+    item = (
+        "<see_also>https://a</see_also><see_also>https://b\nhttps://c</see_also><synopsis>s</synopsis>"
+        "<see_also>https://d</see_also><see_also>https://a</see_also>"
+    )
+    (host,) = parse(doc(item))
+    assert host.items[0].see_also == ["https://a", "https://b", "https://c", "https://d"]
+
+
+def test_real_tenable_export_keeps_every_see_also_and_its_xref_cwes():
+    (host,) = iter_hosts(fixture_file("nessus_was_many_vuln.xml"))
+    by_plugin = {i.plugin_id: i for i in host.items}
+    xss = next(i for i in host.items if "projects.webappsec.org" in " ".join(i.see_also))
+    assert len(xss.see_also) == 2 and xss.cwes == ["79"]
+    assert any(len(i.see_also) == 5 and i.cwes == ["693"] for i in by_plugin.values())
+    (host,) = iter_hosts(fixture_file("nessus_with_cvssv3.nessus"))  # <cwe>20</cwe> and <xref>CWE:20</xref>
+    assert all(len(set(i.cwes)) == len(i.cwes) for i in host.items)
+    assert sum("20" in i.cwes for i in host.items) == 8
 
 
 def test_host_properties_and_fallbacks():

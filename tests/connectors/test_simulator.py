@@ -362,6 +362,30 @@ def test_no_scans_fault(tenable_simulator):
     assert get(tenable_simulator, f"/scans/{sim.scan_id('completed')}").status_code == 404
 
 
+@pytest.mark.parametrize(("mode", "per_folder"), [("all", [12, 12, 12, 12]), ("trash", [12, 0, 0, 0])])
+def test_ignore_folder_filter_fault(tenable_simulator, mode, per_folder):
+    sim = tenable_simulator.sim
+    honest = [len(get(tenable_simulator, f"/scans?folder_id={f}").json()["scans"]) for f in (3, 2, 5, 6)]
+    assert honest == [1, 6, 4, 1]
+    sim.set_fault("ignore_folder_filter", mode=mode)
+    folders = [f["id"] for f in get(tenable_simulator, "/scans").json()["folders"]]
+    assert folders == [3, 2, 5, 6]  # Trash first, as real accounts list it
+    assert [
+        len(get(tenable_simulator, f"/scans?folder_id={f}").json()["scans"]) for f in folders
+    ] == per_folder
+
+
+def test_gzip_bomb_fault_is_small_on_the_wire_and_huge_decoded(tenable_simulator):
+    sim = tenable_simulator.sim
+    sim.set_fault("gzip_bomb", size=8 << 20)
+    scan_id = sim.scan_id("completed")
+    file_id = export(tenable_simulator, scan_id)
+    with get(tenable_simulator, f"/scans/{scan_id}/export/{file_id}/download", stream=True) as response:
+        assert response.headers["Content-Encoding"] == "gzip"
+        wire = response.raw.read(decode_content=False)
+    assert len(wire) < 64 * 1024 and len(gzip.decompress(wire)) == len(b"<NessusClientData_v2>") + (8 << 20)
+
+
 def test_faults_at_construction_and_unknown_names():
     sim = TenableSimulator(faults={"flap": {"status": 503, "times": 1}})
     with sim.serve() as server:

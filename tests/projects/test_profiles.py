@@ -13,7 +13,9 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import AuditEvent
+from integrations import services
 from projects.models import ScannerProfile, ScanRun
+from projects.profiles import bind_to_choices, list_scans
 from tests.conftest import make_project, make_user
 from tests.integrations.conftest import make_integration
 from tests.tenable_fixtures import SIM_FORBIDDEN_ACCESS_KEY, SIM_FORBIDDEN_SECRET_KEY
@@ -196,6 +198,24 @@ def test_drawer_groups_bind_to_by_folder_with_status_and_last_run(admin_client, 
     assert 'hx-get="' + reverse("projects:scan_summary", args=[project.pk]) in html
     assert 'hx-trigger="change"' in html and 'hx-target="#scan-summary"' in html
     assert 'hx-include="input[name=integration]"' in html
+
+
+@pytest.mark.parametrize("fault", [None, "all", "trash"])
+def test_test_connection_counts_exactly_the_scans_bind_to_lists(
+    admin_client, project, integration, tenable_simulator, fault
+):
+    """Issue 12 §7: a server that ignores ?folder_id= must not empty Bind to while Test Connection counts scans."""
+    sim = tenable_simulator.sim
+    if fault:
+        sim.set_fault("ignore_folder_filter", mode=fault)
+    counted = services.test_connection(integration).details["scan_count"]
+    html = admin_client.get(new_url(project, integration), headers=HX).content.decode()
+    options = re.findall(r'<option value="(\d+)"', html)
+    choices = [scan_id for _, group in bind_to_choices(list_scans(integration)) for scan_id, _ in group]
+    assert counted == len(options) == len(choices) == (11 if fault is None else 12)
+    assert (str(sim.scan_id("trash")) in options) is (fault is not None)  # hidden only when folders add up
+    if fault:
+        assert '<optgroup label="Other scans">' in html and 'label="Trash"' not in html
 
 
 def test_drawer_is_also_a_full_page(admin_client, project, integration):

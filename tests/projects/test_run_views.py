@@ -167,6 +167,38 @@ def test_upload_rejects_wrong_files_and_oversize(member_client, setup, settings)
     assert response.status_code == 413 and b"larger than" in response.content and not ScanRun.objects.exists()
 
 
+def test_upload_of_a_csv_export_says_how_to_export_a_nessus_file(member_client, setup):
+    """Issue 12 §7: a Tenable.io CSV export is named as such, with the way to the .nessus export."""
+    project, _ = setup
+    csv = (
+        b'"Plugin ID","CVE","CVSS v2.0 Base Score","Risk","Host","Protocol","Port","Name","Synopsis"\r\n'
+        b'"19506","","","None","10.0.0.1","tcp","0","Nessus Scan Information","Information about this scan."\r\n'
+    )
+    response = member_client.post(
+        reverse("projects:upload", args=[project.pk]), {"file": SimpleUploadedFile("scan.csv", csv)}
+    )
+    html = response.content.decode()
+    assert response.status_code == 200 and not ScanRun.objects.exists()
+    assert "CSV exports are not supported" in html and "Export › Nessus (.nessus)" in html
+    assert "not well-formed" not in html and "This is not a Nessus v2 export" not in html
+    form = member_client.get(reverse("projects:upload", args=[project.pk])).content.decode()
+    assert "CSV exports are not supported." in form  # said before anyone tries
+
+
+def test_upload_with_a_dtd_in_utf16_is_refused_at_once(member_client, setup):
+    project, _ = setup
+    data = (
+        '<?xml version="1.0" encoding="UTF-16"?>\n<!DOCTYPE NessusClientData_v2 [<!ENTITY x "EVIL">]>\n'
+        "<NessusClientData_v2>&x;</NessusClientData_v2>"
+    ).encode("utf-16-le")
+    response = member_client.post(
+        reverse("projects:upload", args=[project.pk]), {"file": SimpleUploadedFile("x.nessus", data)}
+    )
+    html = response.content.decode()
+    assert "The file contains a DTD or entity declaration, which is not allowed (line 2, column 1)." in html
+    assert not ScanRun.objects.exists()
+
+
 def test_viewer_cannot_upload(viewer_client, setup):
     project, _ = setup
     response = viewer_client.post(

@@ -52,6 +52,12 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # A run in any other status is still active (TENABLE_API.md › Scan statuses).
 FINISHED_STATUSES = frozenset({"completed", "stopped", "empty", "imported", "aborted", "canceled"})
 EXPORT_BODY = {"format": "nessus", "chapters": "vuln_by_host"}
+# Decoded bytes of one export, like the upload cap (callers pass NESSUS_UPLOAD_MAX_BYTES): a gzip bomb stops here.
+DEFAULT_MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
+DOWNLOAD_TOO_LARGE = (
+    "The export from Tenable.io is larger than the {limit} limit once decompressed "
+    "(NESSUS_UPLOAD_MAX_BYTES); nothing was imported."
+)
 _OPTIONAL_KINDS = ("forbidden", "not_found", "bad_response")  # failures that only cost a detail
 _KEY_CHARS = re.compile(r"[\x21-\x3a\x3c-\x7e]+")  # printable ASCII except ';' (it would split the header)
 
@@ -107,6 +113,14 @@ class ScanList:
     folders: list[Folder]
     scans: list[ScanSummary]
 
+    def visible(self) -> list[ScanSummary]:
+        """Scans outside the trash folder: what Bind to lists and Test Connection counts (one rule for both).
+
+        A scan in Tenable's trash is a deleted scan to our users; a scan of unknown folder is shown.
+        """
+        trash = {folder.id for folder in self.folders if folder.type == "trash"}
+        return [scan for scan in self.scans if scan.folder_id not in trash]
+
 
 @dataclass(frozen=True, slots=True)
 class AgentGroup:
@@ -156,6 +170,7 @@ class ScanDetails:
     history: list[HistoryEntry]
     schedule_uuid: str | None
     last_run_uuid: str | None
+    folder_id: int | None = None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -278,6 +293,7 @@ class TenableClient:
         max_retries: int = 3,
         backoff_factor: float = 0.5,
         retry_after_max: float = 300.0,
+        max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -288,6 +304,7 @@ class TenableClient:
         self._url_ok = parts.scheme in ("http", "https") and bool(parts.hostname)
         self.timeout = timeout
         self._retry_after_max = retry_after_max
+        self._max_download_bytes = max_download_bytes
         self._sleep = sleep
         self._clock = clock
         access_key, secret_key = (access_key or "").strip(), (secret_key or "").strip()
@@ -337,8 +354,11 @@ class TenableClient:
     # -- calls --------------------------------------------------------------------------------------
 
     def test_connection(self) -> ConnectionInfo:
-        """`GET /scans` proves the keys and the scan permission; `GET /session` names the user if it can."""
-        scans = self._json("GET", "/scans").get("scans") or []
+        """`GET /scans` proves the keys and the scan permission; `GET /session` names the user if it can.
+
+        The count is `list_scans().visible()`, so it always matches what Bind to lists.
+        """
+        scans = self.list_scans().visible()
         username = container = None
         try:
             session = self._json("GET", "/session")
@@ -352,7 +372,7 @@ class TenableClient:
         return ConnectionInfo(username=username, container=container, scan_count=len(scans))
 
     def list_scans(self) -> ScanList:
-        """All scans and folders the keys can see, each scan with its folder."""
+        """All scans and folders the keys can see, each scan with its folder where Tenable says so plausibly."""
         data = self._json("GET", "/scans")
         folders = [
             Folder(id=int(f["id"]), name=str(f.get("name") or ""), type=_str_or_none(f.get("type")))
@@ -361,15 +381,39 @@ class TenableClient:
         ]
         items = [item for item in data.get("scans") or [] if isinstance(item, dict)]
         membership: dict[int, int] = {}
-        # List items carry no folder_id; folders are few, so ask each one (trash too: callers hide those).
         if items and not all("folder_id" in item for item in items):
+            listed = {n for item in items if (n := _int_or_none(item.get("id"))) is not None}
+            membership = self._folder_membership(folders, listed)
+        scans = [_scan_summary(item, membership) for item in items]
+        return ScanList(folders=folders, scans=scans)
+
+    def _folder_membership(self, folders: list[Folder], listed: set[int]) -> dict[int, int]:
+        """Each scan's folder, asked folder by folder (list items carry no folder_id).
+
+        Fails open: when the answers cannot be right (a scan in two folders, the trash holding every scan,
+        a folder that cannot be read) no scan gets a folder, so none is hidden as deleted.
+        """
+        membership: dict[int, int] = {}
+        try:
             for folder in folders:
                 for item in self._json("GET", "/scans", params={"folder_id": folder.id}).get("scans") or []:
                     scan_id = _int_or_none(item.get("id")) if isinstance(item, dict) else None
-                    if scan_id is not None:
-                        membership.setdefault(scan_id, folder.id)
-        scans = [_scan_summary(item, membership) for item in items]
-        return ScanList(folders=folders, scans=scans)
+                    if scan_id is None:
+                        continue
+                    if scan_id in membership:
+                        log.warning(
+                            "Tenable.io listed scan %s in two folders; folder filter ignored", scan_id
+                        )
+                        return {}
+                    membership[scan_id] = folder.id
+        except TenableError as exc:
+            log.warning("Tenable.io folder listing failed (%s); showing scans without folders", exc.kind)
+            return {}
+        trash = {folder.id for folder in folders if folder.type == "trash"}
+        if trash and listed and all(membership.get(scan_id) in trash for scan_id in listed):
+            log.warning("Tenable.io put every scan in the trash; not believed")
+            return {}
+        return membership
 
     def describe_scan(self, scan_id: int | str) -> ScanDetails:
         """Targets, tags, agent groups, policy, scanner, schedule and history of one scan."""
@@ -407,6 +451,7 @@ class TenableClient:
             history=_history(data),
             schedule_uuid=_str_or_none(info.get("schedule_uuid")),
             last_run_uuid=_str_or_none(info.get("uuid")),
+            folder_id=_int_or_none(info.get("folder_id")),
         )
 
     def scan_history(self, scan_id: int | str) -> list[HistoryEntry]:
@@ -476,7 +521,7 @@ class TenableClient:
             sleep(min(delay, remaining))
             delay = min(delay * 2, poll_max)
         response = self._call("GET", f"/scans/{ref}/export/{file_ref}/download", what="file", stream=True)
-        stream = _Download(response, self.timeout[1])
+        stream = _Download(response, self.timeout[1], self._max_download_bytes)
         try:
             yield stream
         finally:
@@ -600,21 +645,40 @@ class TenableClient:
 
 
 class _Download(io.RawIOBase):
-    """The export body as a readable stream; a cut connection becomes `TenableError(kind="truncated")`."""
+    """The export body as a readable stream; a cut connection becomes `TenableError(kind="truncated")`.
 
-    def __init__(self, response: requests.Response, read_timeout: float) -> None:
+    At most `max_bytes` decoded bytes are handed out (urllib3 decodes gzip a bounded step per read).
+    """
+
+    def __init__(self, response: requests.Response, read_timeout: float, max_bytes: int) -> None:
         self._response = response
         self._raw = response.raw
         self._raw.decode_content = True
         self._read_timeout = read_timeout
         self._status = response.status_code
+        self._max_bytes = max_bytes
+        self._decoded = 0
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self.read(io.DEFAULT_BUFFER_SIZE * 8), b""))
+        # One byte past the cap is enough to know the body is over it.
+        data = self._read(min(size, self._max_bytes - self._decoded + 1))
+        self._decoded += len(data)
+        if self._decoded > self._max_bytes:
+            raise TenableError(
+                DOWNLOAD_TOO_LARGE.format(limit=f"{self._max_bytes / 1024 / 1024:.1f} MB"),
+                kind="too_large",
+                permanent=True,
+            )
+        return data
+
+    def _read(self, size: int) -> bytes:
         try:
-            return self._raw.read(None if size is None or size < 0 else size, decode_content=True)
+            return self._raw.read(size, decode_content=True)
         except (ReadTimeoutError, requests.Timeout, TimeoutError) as exc:
             raise TenableError(
                 say.TIMEOUT.format(seconds=_num(self._read_timeout)), kind="timeout", permanent=False

@@ -7,6 +7,7 @@ hosts that were already yielded.
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -52,12 +53,28 @@ _SEVERITY = {str(n): n for n in range(5)}
 # Child elements of a ReportItem we read (the text of the others is never decoded).
 _WANTED = frozenset(
     {
-        "plugin_name", "synopsis", "description", "solution", "plugin_output", "risk_factor", "see_also",
+        "plugin_name", "synopsis", "description", "solution", "plugin_output", "risk_factor",
         "cvss_base_score", "cvss_vector", "cvss3_base_score", "cvss3_vector", "cvss", "cvssv3", "vpr_score",
         "epss_score", "plugin_publication_date", "patch_publication_date", "exploit_available",
     }
 )  # fmt: skip
+_LISTED = frozenset({"cve", "cwe", "xref", "see_also"})  # repeated children, gathered into lists
 _LXML_POSITION = re.compile(r",?\s*line \d+, column \d+\s*$")
+DTD_REFUSED = "The file contains a DTD or entity declaration, which is not allowed"
+CSV_NOT_SUPPORTED = (
+    "This is a CSV export: CSV exports are not supported. In Tenable.io, open the scan, choose "
+    "Export › Nessus (.nessus), and upload that file."
+)
+# Byte-order marks, then what libxml2 infers without one (encoding.c, xmlDetectCharEncoding), so the
+# prolog check reads the file in the encoding the parser will use.
+_BOMS = (
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\xef\xbb\xbf", "utf-8"),
+    (b"\xfe\xff", "utf-16-be"),
+    (b"\xff\xfe", "utf-16-le"),
+)
+_DECLARED = re.compile(r"""\s*<\?xml\s[^>]*?encoding\s*=\s*["']([A-Za-z][\w.:-]*)["']""")
 _HOST_TIME = "%a %b %d %H:%M:%S %Y"
 
 
@@ -162,57 +179,94 @@ def _peek(stream: IO[bytes]) -> bytes:
     return b"".join(chunks)
 
 
-def _position(text: bytes, pos: int) -> tuple[int, int]:
-    line = text.count(b"\n", 0, pos) + 1
-    return line, pos - (text.rfind(b"\n", 0, pos) + 1) + 1
+def _position(text: str, pos: int) -> tuple[int, int]:
+    line = text.count("\n", 0, pos) + 1
+    return line, pos - (text.rfind("\n", 0, pos) + 1) + 1
 
 
-def _check_prolog(head: bytes) -> None:
-    """Refuse DTDs and wrong roots before lxml sees a byte (a DTD can only sit before the root)."""
-    text = head
-    if text[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        text = text.decode("utf-16", errors="ignore").encode()
-    elif text[:3] == b"\xef\xbb\xbf":
-        text = text[3:]
+def head_text(head: bytes) -> str:
+    """The first bytes of a file as text, decoded the way libxml2 will decode them (BOM, NULs, declaration)."""
+    for bom, encoding in _BOMS:
+        if head.startswith(bom):
+            return head[len(bom) :].decode(encoding, errors="replace")
+    start = head[:4]
+    if start[:2] == b"\x00\x00":
+        encoding = "utf-32-be"
+    elif start[1:4] == b"\x00\x00\x00":
+        encoding = "utf-32-le"
+    elif start[:1] == b"\x00":
+        encoding = "utf-16-be"
+    elif start[1:2] == b"\x00":
+        encoding = "utf-16-le"
+    elif start == b"\x4c\x6f\xa7\x94":  # "<?xm" in EBCDIC
+        encoding = "cp037"
+    else:
+        encoding = "utf-8"
+    text = head.decode(encoding, errors="replace")
+    declared = _DECLARED.match(text)
+    if declared and encoding == "utf-8":
+        # An ASCII-compatible start may declare an encoding that hides markup (UTF-7 writes "<" as "+ADw-").
+        try:
+            codec = codecs.lookup(declared.group(1)).name
+        except LookupError:
+            codec = "utf-8"
+        if codec not in ("utf-8", "ascii") and not codec.startswith(("utf-16", "utf-32")):
+            text = head.decode(codec, errors="replace")
+    return text
+
+
+def looks_like_csv(head: bytes) -> bool:
+    """A comma-separated export (Tenable's starts "Plugin ID,CVE,CVSS…"), not XML: say so rather than "not XML"."""
+    first = head_text(head).lstrip("\ufeff \t\r\n").split("\n", 1)[0]
+    return not first.startswith("<") and first.count(",") >= 2
+
+
+def check_head(head: bytes) -> None:
+    """Refuse DTDs, wrong roots and CSV before lxml sees a byte (a DTD can only sit before the root)."""
+    text = head_text(head)
     if not text.strip():
         raise NessusParseError("The .nessus file is empty.")
     pos, end = 0, len(text)
     while True:
-        while pos < end and text[pos] in b" \t\r\n":
+        while pos < end and text[pos] in " \t\r\n\ufeff":
             pos += 1
         if pos >= end:
             break
-        if text.startswith(b"<?", pos) or text.startswith(b"<!--", pos):
-            closer = b"?>" if text.startswith(b"<?", pos) else b"-->"
+        if text.startswith("<?", pos) or text.startswith("<!--", pos):
+            closer = "?>" if text.startswith("<?", pos) else "-->"
             close = text.find(closer, pos)
             if close < 0:
                 break
             pos = close + len(closer)
             continue
-        if text[pos : pos + 9].upper() == b"<!DOCTYPE":
+        if text[pos : pos + 9].upper() == "<!DOCTYPE":
             line, column = _position(text, pos)
-            doctype = re.match(rb"<!DOCTYPE\s+([^\s\[>]+)\s*([^>\[]*)(\[)?", text[pos:], re.IGNORECASE)
-            name = doctype.group(1).decode("utf-8", "replace") if doctype else ""
+            doctype = re.match(r"<!DOCTYPE\s+([^\s\[>]+)\s*([^>\[]*)(\[)?", text[pos:], re.IGNORECASE)
+            name = doctype.group(1) if doctype else ""
             # A plain <!DOCTYPE html> is a web page, not an attack: say so in plain words.
-            if doctype and not doctype.group(3) and name != ROOT_TAG and b"<!ENTITY" not in text:
+            if doctype and not doctype.group(3) and name != ROOT_TAG and "<!ENTITY" not in text:
                 _wrong_root(name, line, column)
-            raise NessusParseError(
-                f"The file contains a DTD or entity declaration, which is not allowed "
-                f"(line {line}, column {column}).",
-                line,
-                column,
-            )
-        start = re.match(rb"<([A-Za-z_][-\w.:]*)", text[pos : pos + 300])
+            raise NessusParseError(f"{DTD_REFUSED} (line {line}, column {column}).", line, column)
+        start = re.match(r"<([A-Za-z_][-\w.:]*)", text[pos : pos + 300])
         if start:
-            name = start.group(1).decode("utf-8", "replace")
+            name = start.group(1)
             if name != ROOT_TAG:
                 _wrong_root(name, *_position(text, pos))
             return
+        if looks_like_csv(head):
+            raise NessusParseError(CSV_NOT_SUPPORTED)
         break  # not markup we understand: let lxml report where
     if len(head) >= PEEK_BYTES:
         raise NessusParseError(
             f"Not a Nessus v2 export: no <{ROOT_TAG}> root element in the first {PEEK_BYTES // 1024} KB."
         )
+
+
+def _refuse_dtd(tree: Any) -> None:
+    """The parser's own view: any DOCTYPE, in whatever encoding it was written, stops the file."""
+    info = tree.docinfo
+    if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
+        raise NessusParseError(DTD_REFUSED + ".")
 
 
 def _wrong_root(name: str, line: int | None = None, column: int | None = None) -> None:
@@ -223,7 +277,7 @@ def _wrong_root(name: str, line: int | None = None, column: int | None = None) -
 
 def _parse(stream: IO[bytes], on_report: Callable[[str], Any] | None) -> Iterator[NessusHost]:
     head = _peek(stream)
-    _check_prolog(head)
+    check_head(head)
     # End events only, and only for these tags: half the events of start+end, the parser's main cost.
     context = etree.iterparse(
         _Replay(head, stream),
@@ -234,8 +288,12 @@ def _parse(stream: IO[bytes], on_report: Callable[[str], Any] | None) -> Iterato
     properties: dict[str, str] = {}
     items: list[NessusItem] = []
     report = None
+    checked = False
     try:
         for _, elem in context:
+            if not checked:  # before the first host is built, let alone yielded
+                _refuse_dtd(elem.getroottree())
+                checked = True
             tag = elem.tag
             if tag == "ReportItem":
                 items.append(_item(elem))
@@ -273,6 +331,8 @@ def _parse(stream: IO[bytes], on_report: Callable[[str], Any] | None) -> Iterato
             f"The .nessus file is not well-formed XML: {detail} (line {line}, column {column}).", line, column
         ) from None
     root = context.root
+    if root is not None:
+        _refuse_dtd(root.getroottree())
     if root is None or root.tag != ROOT_TAG:
         _wrong_root(str(root.tag) if root is not None else "?")
 
@@ -297,22 +357,30 @@ def _item(elem: Any) -> NessusItem:
     attr = elem.get
     fields: dict[str, str | None] = {}
     cves: list[str] = []
-    cwes: list[str] = []
+    cwes: dict[str, None] = {}  # ordered and de-duplicated
+    see_also: dict[str, None] = {}
     for child in elem:
         tag = child.tag
         if tag in _WANTED:
             fields[tag] = child.text
-        elif tag == "cve":
-            if child.text and len(cves) < LIST_MAX:
-                cves.append(child.text.strip()[:NAME_MAX])
-        elif tag == "cwe" and child.text and len(cwes) < LIST_MAX:
-            cwes.append(child.text.strip()[:NAME_MAX])
+            continue
+        if tag not in _LISTED or not (text := child.text):
+            continue
+        if tag == "cve":
+            if len(cves) < LIST_MAX:
+                cves.append(text.strip()[:NAME_MAX])
+        elif tag == "see_also":  # repeated in Tenable.io exports, newline-separated in Nessus ones
+            for url in text.splitlines():
+                if url.strip() and len(see_also) < LIST_MAX:
+                    see_also.setdefault(url.strip()[:URL_MAX])
+        elif tag == "cwe" or text.lstrip()[:4].upper() == "CWE:":  # xref: "CWE:79", "OWASP:2017-A7", …
+            if len(cwes) < LIST_MAX:
+                cwes.setdefault(_cwe(text))
     get = fields.get
     severity = _SEVERITY.get(attr("severity") or "")
     if severity is None:
         severity = min(max(_int(attr("severity")), 0), 4)
     risk = _RISK.get((get("risk_factor") or "").strip().lower()) or _RISK_BY_SEVERITY[severity]
-    see_also = get("see_also")
     output = get("plugin_output")
     if output is not None:
         output = output.strip("\r\n")
@@ -337,16 +405,21 @@ def _item(elem: Any) -> NessusItem:
         cvss3_base_score=_float(get("cvss3_base_score") or get("cvssv3")),
         cvss3_vector=_name(get("cvss3_vector"), NAME_MAX),
         cves=cves,
-        cwes=cwes,
-        see_also=[u.strip()[:URL_MAX] for u in see_also.splitlines() if u.strip()][:LIST_MAX]
-        if see_also
-        else [],
+        cwes=list(cwes),
+        see_also=list(see_also),
         vpr_score=_float(get("vpr_score")),
         epss_score=_float(get("epss_score")),
         publication_date=_date(get("plugin_publication_date")),
         patch_date=_date(get("patch_publication_date")),
         exploit_available=None if exploit is None else exploit.strip().lower() == "true",
     )
+
+
+def _cwe(value: str) -> str:
+    """One stored form for a CWE: its number ("79" from "79", "CWE-79" or the xref "CWE:79"); other text as is."""
+    text = value.strip()
+    number = re.fullmatch(r"(?:CWE\s*[-:]\s*)*0*(\d{1,9})", text, re.IGNORECASE)
+    return number.group(1) if number else text[:NAME_MAX]
 
 
 def _name(value: str | None, limit: int) -> str | None:

@@ -36,6 +36,9 @@ FAULTS = frozenset(
         "truncated_download",  # mode="length" (short body), "chunked" (cut chunks) or "close" (no length)
         "malformed_xml",  # the download is broken XML
         "no_scans",  # the account has no scans: "scans": null
+        "ignore_folder_filter",  # GET /scans ignores folder_id: mode="all" (every folder lists every scan)
+        #   or mode="trash" (the trash lists every scan, other folders none)
+        "gzip_bomb",  # the download is gzip that decodes to `size` bytes (default 1 GiB) of a valid-looking file
     }
 )
 ACTIVE_STATUSES = frozenset(
@@ -266,7 +269,8 @@ def _plugin(seed: int, index: int) -> _Plugin:
             ("cve", f"CVE-{year}-{rng.randint(1000, 49999)}") for _ in range(rng.choice([1, 1, 2, 3, 5]))
         ]
         if rng.random() < 0.5:
-            children.append(("cwe", str(rng.choice([20, 79, 89, 119, 200, 287, 295, 326, 400, 787]))))
+            cwe = rng.choice([20, 79, 89, 119, 200, 287, 295, 326, 400, 787])
+            children += [("cwe", str(cwe)), ("xref", f"CWE:{cwe}")]  # real exports carry both forms
     risk = _RISK[severity]
     if rng.random() < 0.1:
         risk = risk.upper()  # real exports mix the case
@@ -378,9 +382,10 @@ class _CutStream(Exception):
     """Raised inside a download generator to drop the connection mid-body."""
 
 
+# Trash first, as real accounts list it (a client that trusts a broken folder filter lands in Trash).
 _FOLDERS = [
-    {"id": 2, "name": "My Scans", "type": "main", "custom": 0, "default_tag": 1, "unread_count": 0},
     {"id": 3, "name": "Trash", "type": "trash", "custom": 0, "default_tag": 0, "unread_count": 0},
+    {"id": 2, "name": "My Scans", "type": "main", "custom": 0, "default_tag": 1, "unread_count": 0},
     {"id": 5, "name": "Production", "type": "custom", "custom": 1, "default_tag": 0, "unread_count": 0},
     {"id": 6, "name": "Branch offices", "type": "custom", "custom": 1, "default_tag": 0, "unread_count": 0},
 ]
@@ -835,7 +840,11 @@ class TenableSimulator:
                     start_response, 200, {"folders": _FOLDERS, "scans": None, "timestamp": int(self.clock())}
                 )
             scans = list(self._scans.values())
-            if "folder_id" in query:
+            ignored = self._fault("ignore_folder_filter", ctx) if "folder_id" in query else None
+            if ignored is not None and ignored.params.get("mode", "all") == "trash":
+                trash = next(str(f["id"]) for f in _FOLDERS if f["type"] == "trash")
+                scans = scans if query["folder_id"] == trash else []
+            elif "folder_id" in query and ignored is None:
                 scans = [s for s in scans if str(s.folder_id) == query["folder_id"]]
             if query.get("last_modification_date", "").isdigit():
                 since = int(query["last_modification_date"])
@@ -1131,6 +1140,7 @@ class TenableSimulator:
             export.done = True
             truncated = self._fault("truncated_download", ctx)
             malformed = self._fault("malformed_xml", ctx)
+            bomb = self._fault("gzip_bomb", ctx)
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", found.name).strip("_") or "scan"
         headers = [
             ("Content-Type", "application/octet-stream"),
@@ -1139,6 +1149,10 @@ class TenableSimulator:
         ]
         mode = truncated.params.get("mode", "chunked") if truncated else None
         body = self._document(found, export.run, cut=mode, malformed=bool(malformed))
+        if bomb:
+            headers += [("Content-Encoding", "gzip"), ("X-Sim-Chunked", "1")]
+            start_response("200 OK", headers)
+            return _gzip(_bomb(int(bomb.params.get("size", 1 << 30))), level=9)
         if mode == "length":
             headers.append(("Content-Length", str(10**9)))  # promises far more than will come
         elif mode != "close":
@@ -1311,13 +1325,21 @@ def _error_body(status: int) -> dict[str, Any]:
     return {"statusCode": status, "error": phrase, "message": phrase}
 
 
-def _gzip(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
+def _gzip(chunks: Iterable[bytes], level: int = 1) -> Iterator[bytes]:
+    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
     for chunk in chunks:
         out = compressor.compress(chunk)
         if out:
             yield out
     yield compressor.flush()
+
+
+def _bomb(size: int) -> Iterator[bytes]:
+    """About `size` bytes of a `.nessus` file padded with comments after its root tag: compresses ~1000:1."""
+    yield b"<NessusClientData_v2>"
+    block = (b"<!--" + b" " * 1017 + b"-->") * 1024  # 1 MiB; comments, so no parser limit stops it first
+    for start in range(0, size, len(block)):
+        yield block[: size - start]
 
 
 # ---------------------------------------------------------------------------------------------------
