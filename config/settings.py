@@ -184,6 +184,9 @@ WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
 # The console's own address, for absolute links in webhook payloads (no trailing slash).
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
+# API URL hosts allowed besides Tenable's own (*.tenable.com over https), e.g. a proxy or the simulator's
+# 127.0.0.1; loopback is also allowed while DEBUG is on. Stored keys only ever go to the URL saved with them.
+TENABLE_API_HOSTS = env.list("TENABLE_API_HOSTS", default=[])
 # Test Connection answers within this many seconds even if Tenable hangs.
 TENABLE_TIMEOUT = (
     env.float("TENABLE_CONNECT_TIMEOUT", default=5.0),
