@@ -7,6 +7,7 @@ Production reads `DATABASE_URL`, `REDIS_URL`, `SECRET_KEY`, `FERNET_KEYS` and `A
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -64,6 +65,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_celery_beat",
     "ninja",  # django-ninja's bundled Swagger UI files: the API docs page needs no CDN
+    "axes",
     "accounts",
     "integrations",
     "projects",
@@ -78,10 +80,12 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "api.auth.BadTokenThrottleMiddleware",
     "accounts.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "accounts.middleware.FirstRunMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into the lockout page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -174,6 +178,24 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = True
     SESSION_COOKIE_NAME = "__Host-sessionid"
     CSRF_COOKIE_NAME = "__Host-csrftoken"
+
+# Sign-in throttling (django-axes): after LOGIN_FAILURE_LIMIT failures a username and a client address are
+# each locked for LOGIN_COOLOFF_MINUTES (admins unlock them in Settings › Users). Failures are audited.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_CALLABLE = "accounts.throttling.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "accounts.network.client_ip"
+AXES_DISABLE_ACCESS_LOG = True  # the audit log is the record of sign-ins
+# Reverse proxies in front of the app that append to X-Forwarded-For; the client's address is taken from
+# there (never trusting entries the client sent). 0 means REMOTE_ADDR is the client.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# Bad API tokens one address may send within LOGIN_COOLOFF_MINUTES before its API calls get 429.
+API_TOKEN_FAILURE_LIMIT = env.int("API_TOKEN_FAILURE_LIMIT", default=10)
 
 # Webhook destinations that would otherwise be refused (private/loopback), e.g. "127.0.0.1/32".
 WEBHOOK_ALLOWED_PRIVATE = env.list("WEBHOOK_ALLOWED_PRIVATE", default=[])
