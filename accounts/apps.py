@@ -6,4 +6,4 @@ class AccountsConfig(AppConfig):
     verbose_name = "Users and audit"
 
     def ready(self) -> None:
-        from . import throttling  # noqa: F401  (connects the sign-in audit receivers)
+        from . import middleware, throttling  # noqa: F401  (connect their signal receivers)

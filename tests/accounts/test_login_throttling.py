@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 from freezegun import freeze_time
 
+import config.urls  # noqa: F401  (load the URLconf, and the API's pydantic schemas, before time is frozen)
 from accounts.models import AuditEvent
 from tests.conftest import PASSWORD
 
