@@ -6,12 +6,14 @@ from django.contrib.auth.decorators import login_not_required
 from django.contrib.sessions.models import Session
 from django.core.paginator import Paginator
 from django.db import connection
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponseServerError, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template import loader
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_guid import get_guid
 
 from .forms import SetupForm, UserCreateForm, UserEditForm
 from .middleware import FirstRunMiddleware
@@ -155,3 +157,14 @@ def audit_log(request):
         events = events.filter(action__startswith=action)
     page = Paginator(events, 50).get_page(request.GET.get("page"))
     return render(request, "accounts/audit.html", {"page": page, "action": action})
+
+
+def server_error(request):
+    """The 500 page (handler500): no detail, only the request id that the server log carries too (W9).
+
+    Rendered without the request's context, like Django's own, so a failing database or session cannot
+    break the error page itself.
+    """
+    template = "partials/_server_error.html" if request.headers.get("HX-Request") else "500.html"
+    html = loader.get_template(template).render({"request_id": get_guid() or ""})
+    return HttpResponseServerError(html)

@@ -26,3 +26,5 @@ urlpatterns = [
     path("projects/", include("projects.urls")),
     path("admin/", admin.site.urls),
 ]
+
+handler500 = "accounts.views.server_error"
