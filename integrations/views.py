@@ -15,10 +15,8 @@ from accounts.permissions import admin_required
 
 from .connectors import CONNECTORS, connectors_by_category
 from .forms import TOKEN_HELP, IntegrationForm
-from .models import Integration
+from .models import SECRET_FIELDS, Integration
 from .services import UNDECRYPTABLE, remember_result, same_api_url, test_connection
-
-SECRET_FIELDS = ("access_key", "secret_key")
 
 
 def _connections():
