@@ -1,9 +1,11 @@
-"""A logging filter that removes Tenable keys and bearer tokens from every record (RELIABILITY S5)."""
+"""Logging filters: secrets removed from every record (RELIABILITY S5), the request id added to it (W9)."""
 
 from __future__ import annotations
 
 import logging
 import re
+
+from django_guid import get_guid
 
 _PATTERNS = [
     re.compile(r"(?i)(accessKey|secretKey)=[^;\s'\"]+"),
@@ -27,4 +29,12 @@ class RedactSecretsFilter(logging.Filter):
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        return True
+
+
+class RequestIdFilter(logging.Filter):
+    """Puts the current request's id (django-guid) on the record as `request_id`; "-" outside a request."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = get_guid() or "-"
         return True

@@ -6,17 +6,20 @@ from django.contrib.auth.decorators import login_not_required
 from django.contrib.sessions.models import Session
 from django.core.paginator import Paginator
 from django.db import connection
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponseServerError, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template import loader
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_guid import get_guid
 
 from .forms import SetupForm, UserCreateForm, UserEditForm
 from .middleware import FirstRunMiddleware
 from .models import AuditEvent, User, record
 from .permissions import admin_required
+from .throttling import locked_addresses, locked_usernames, unlock_address, unlock_username
 
 
 @login_not_required
@@ -72,8 +75,34 @@ def _check_broker() -> str:
 @admin_required
 @require_GET
 def user_list(request):
-    users = User.objects.order_by("-is_active", "username")
-    return render(request, "accounts/users.html", {"users": users})
+    users = list(User.objects.order_by("-is_active", "username"))
+    locked = locked_usernames()
+    for user in users:
+        user.is_locked_out = user.username in locked
+    return render(request, "accounts/users.html", {"users": users, "locked_addresses": locked_addresses()})
+
+
+@admin_required
+@require_POST
+def user_unlock(request, pk: int):
+    """Lift a sign-in lockout of this user (failures from every address are forgotten)."""
+    user = get_object_or_404(User, pk=pk)
+    unlock_username(user.username)
+    record(request.user, "user.unlocked", user, request)
+    messages.success(request, f"{user.username} can sign in again.")
+    return redirect("users")
+
+
+@admin_required
+@require_POST
+def address_unlock(request):
+    """Lift a sign-in lockout of one client address (e.g. an office behind one NAT address)."""
+    address = request.POST.get("ip_address", "")
+    if address in locked_addresses():
+        unlock_address(address)
+        record(request.user, "address.unlocked", None, request, address=address)
+        messages.success(request, f"Sign-ins from {address} are allowed again.")
+    return redirect("users")
 
 
 @admin_required
@@ -128,3 +157,14 @@ def audit_log(request):
         events = events.filter(action__startswith=action)
     page = Paginator(events, 50).get_page(request.GET.get("page"))
     return render(request, "accounts/audit.html", {"page": page, "action": action})
+
+
+def server_error(request):
+    """The 500 page (handler500): no detail, only the request id that the server log carries too (W9).
+
+    Rendered without the request's context, like Django's own, so a failing database or session cannot
+    break the error page itself.
+    """
+    template = "partials/_server_error.html" if request.headers.get("HX-Request") else "500.html"
+    html = loader.get_template(template).render({"request_id": get_guid() or ""})
+    return HttpResponseServerError(html)

@@ -1,18 +1,24 @@
 """How `/api/v1/` knows who is calling: an API token (`Authorization: Bearer kdt_…`) or a browser session.
 
 Sessions must send the CSRF token on writes, as every form in the app does; tokens need none (a browser never
-attaches them on its own). Permissions come afterwards, from the same helpers the UI uses.
+attaches them on its own). Permissions come afterwards, from the same helpers the UI uses. An address that keeps
+sending bad tokens gets 429 for a while (`BadTokenThrottleMiddleware`, RELIABILITY W10).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja.errors import AuthenticationError, HttpError
 from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
+
+from accounts.models import record
+from accounts.network import client_ip
 
 from .models import ApiToken
 
@@ -80,3 +86,41 @@ def anonymous_message() -> str:
         "Authentication required: send an API token as `Authorization: Bearer <token>` "
         f"(create one in {TOKENS_PAGE}), or sign in."
     )
+
+
+class BadTokenThrottleMiddleware:
+    """After API_TOKEN_FAILURE_LIMIT bad tokens (answers 401) from one address within the cool-off, every request
+    from it that carries a token gets 429 until the window ends, so tokens cannot be guessed at speed.
+
+    Counts live in Django's cache: per process with the default local-memory cache, shared with a shared one.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.headers.get("Authorization", "").lower().startswith("bearer"):
+            return self.get_response(request)
+        key = f"api-bad-tokens:{client_ip(request)}"
+        window = int(settings.AXES_COOLOFF_TIME.total_seconds())
+        if (cache.get(key) or 0) >= settings.API_TOKEN_FAILURE_LIMIT:
+            minutes = max(1, window // 60)
+            return JsonResponse(
+                {
+                    "detail": f"Too many invalid API tokens from this address; try again within {minutes} "
+                    f"minutes. Check KDT_TOKEN, or create a new token in {TOKENS_PAGE}."
+                },
+                status=429,
+                headers={"Retry-After": str(window)},
+            )
+        response = self.get_response(request)
+        if response.status_code == 401:
+            cache.add(key, 0, timeout=window)
+            try:
+                failures = cache.incr(key)
+            except ValueError:  # expired between add and incr
+                failures = 1
+                cache.set(key, failures, timeout=window)
+            if failures == settings.API_TOKEN_FAILURE_LIMIT:
+                record(None, "api.token_throttled", None, request, failures=failures)
+        return response

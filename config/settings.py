@@ -7,6 +7,7 @@ Production reads `DATABASE_URL`, `REDIS_URL`, `SECRET_KEY`, `FERNET_KEYS` and `A
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -62,8 +63,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "django_guid",
     "django_celery_beat",
     "ninja",  # django-ninja's bundled Swagger UI files: the API docs page needs no CDN
+    "axes",
     "accounts",
     "integrations",
     "projects",
@@ -71,17 +74,23 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_guid.middleware.guid_middleware",  # first: every later log line carries the request id
     "django.middleware.security.SecurityMiddleware",
+    "accounts.middleware.RejectNulMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "api.auth.BadTokenThrottleMiddleware",
     "accounts.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "accounts.middleware.SessionTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "accounts.middleware.FirstRunMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into the lockout page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -158,10 +167,44 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # ---------------------------------------------------------------------------
 # Security (production hardening applies whenever DEBUG is off)
 # ---------------------------------------------------------------------------
-SESSION_COOKIE_AGE = 12 * 60 * 60
+# A session ends SESSION_MAX_HOURS after sign-in, or after SESSION_IDLE_MINUTES without a request
+# (accounts.middleware.SessionTimeoutMiddleware), whichever comes first.
+SESSION_COOKIE_AGE = env.int("SESSION_MAX_HOURS", default=12) * 60 * 60
+SESSION_IDLE_TIMEOUT = env.int("SESSION_IDLE_MINUTES", default=30) * 60
 SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Browser features no page here uses are switched off (django-permissions-policy); copying a new API token
+# to the clipboard is the one feature the app needs.
+PERMISSIONS_POLICY = {
+    **{
+        feature: []
+        for feature in (
+            "accelerometer",
+            "autoplay",
+            "bluetooth",
+            "browsing-topics",
+            "camera",
+            "display-capture",
+            "encrypted-media",
+            "geolocation",
+            "gyroscope",
+            "hid",
+            "idle-detection",
+            "magnetometer",
+            "microphone",
+            "midi",
+            "payment",
+            "publickey-credentials-get",
+            "screen-wake-lock",
+            "serial",
+            "usb",
+            "xr-spatial-tracking",
+        )
+    },
+    "clipboard-write": ["self"],
+}
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
@@ -175,6 +218,24 @@ if not DEBUG:
     SESSION_COOKIE_NAME = "__Host-sessionid"
     CSRF_COOKIE_NAME = "__Host-csrftoken"
 
+# Sign-in throttling (django-axes): after LOGIN_FAILURE_LIMIT failures a username and a client address are
+# each locked for LOGIN_COOLOFF_MINUTES (admins unlock them in Settings › Users). Failures are audited.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_CALLABLE = "accounts.throttling.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "accounts.network.client_ip"
+AXES_DISABLE_ACCESS_LOG = True  # the audit log is the record of sign-ins
+# Reverse proxies in front of the app that append to X-Forwarded-For; the client's address is taken from
+# there (never trusting entries the client sent). 0 means REMOTE_ADDR is the client.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# Bad API tokens one address may send within LOGIN_COOLOFF_MINUTES before its API calls get 429.
+API_TOKEN_FAILURE_LIMIT = env.int("API_TOKEN_FAILURE_LIMIT", default=10)
+
 # Webhook destinations that would otherwise be refused (private/loopback), e.g. "127.0.0.1/32".
 WEBHOOK_ALLOWED_PRIVATE = env.list("WEBHOOK_ALLOWED_PRIVATE", default=[])
 WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=False)
@@ -184,6 +245,9 @@ WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
 # The console's own address, for absolute links in webhook payloads (no trailing slash).
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
+# API URL hosts allowed besides Tenable's own (*.tenable.com over https), e.g. a proxy or the simulator's
+# 127.0.0.1; loopback is also allowed while DEBUG is on. Stored keys only ever go to the URL saved with them.
+TENABLE_API_HOSTS = env.list("TENABLE_API_HOSTS", default=[])
 # Test Connection answers within this many seconds even if Tenable hangs.
 TENABLE_TIMEOUT = (
     env.float("TENABLE_CONNECT_TIMEOUT", default=5.0),
@@ -265,12 +329,24 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 # ---------------------------------------------------------------------------
 # Logging: secrets never reach a log line (see accounts.logging)
 # ---------------------------------------------------------------------------
+# Each request gets an id (a sane incoming X-Request-ID, i.e. a UUID, is kept): it is returned in the
+# X-Request-ID header, shown on the 500 page and written on every log line, so a report can be traced.
+DJANGO_GUID = {"GUID_HEADER_NAME": "X-Request-ID", "VALIDATE_GUID": True, "EXPOSE_HEADER": False}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "accounts.logging.RedactSecretsFilter"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
+    "filters": {
+        "redact": {"()": "accounts.logging.RedactSecretsFilter"},
+        "request_id": {"()": "accounts.logging.RequestIdFilter"},
+    },
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["request_id", "redact"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "django_guid": {"level": "WARNING"}},
 }

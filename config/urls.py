@@ -17,6 +17,8 @@ urlpatterns = [
     path("settings/users/", accounts.user_list, name="users"),
     path("settings/users/new/", accounts.user_create, name="user_create"),
     path("settings/users/<int:pk>/", accounts.user_edit, name="user_edit"),
+    path("settings/users/<int:pk>/unlock/", accounts.user_unlock, name="user_unlock"),
+    path("settings/users/unlock-address/", accounts.address_unlock, name="address_unlock"),
     path("settings/audit/", accounts.audit_log, name="audit_log"),
     path("settings/api-tokens/", include("api.urls")),
     path("api/v1/", api.urls),
@@ -24,3 +26,5 @@ urlpatterns = [
     path("projects/", include("projects.urls")),
     path("admin/", admin.site.urls),
 ]
+
+handler500 = "accounts.views.server_error"

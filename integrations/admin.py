@@ -18,7 +18,15 @@ class IntegrationAdmin(admin.ModelAdmin):
         "last_test_ok",
         "last_test_message",
     ]
-    readonly_fields = ["connector", "access_key_hint", "last_tested_at", "last_test_ok", "last_test_message"]
+    # The API URL changes only in the app, where a new URL requires new keys (RELIABILITY S8).
+    readonly_fields = [
+        "connector",
+        "api_url",
+        "access_key_hint",
+        "last_tested_at",
+        "last_test_ok",
+        "last_test_message",
+    ]
     actions = None
 
     def get_queryset(self, request):

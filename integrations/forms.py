@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-import ipaddress
 from urllib.parse import urlsplit
 
 from django import forms
 from django.utils.crypto import salted_hmac
 
 from .models import Integration
+from .services import NOT_ALLOWED, URL_CHANGED, is_allowed_api_url, is_loopback, same_api_url
 
 TOKEN_HELP = (
     "In Tenable.io: Settings › My Account › API Keys › Generate (or, for a dedicated user, Settings › Users › "
@@ -14,19 +14,11 @@ TOKEN_HELP = (
 )
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class IntegrationForm(forms.ModelForm):
     """Connection Name, the connector's declared credentials (write-only) and the API URL.
 
-    A blank secret keeps the stored one, so editing the name never requires re-entering keys.
+    A blank secret keeps the stored one, so editing the name never requires re-entering keys; changing the
+    API URL does, because saved keys are only ever sent to the URL they were saved with (RELIABILITY S8).
     """
 
     api_url = forms.URLField(label="API URL", max_length=300, assume_scheme="https")
@@ -37,7 +29,8 @@ class IntegrationForm(forms.ModelForm):
         labels = {"name": "Connection Name", "api_url": "API URL"}
         help_texts = {
             "name": "A unique name for this connection, e.g. the Tenable.io container it reaches.",
-            "api_url": "Default https://cloud.tenable.com. FedRAMP and other regions use their own URL.",
+            "api_url": "Default https://cloud.tenable.com. FedRAMP and other regions use their own tenable.com "
+            "URL (e.g. https://fedcloud.tenable.com). Changing it means entering both keys again.",
         }
 
     def __init__(self, *args, connector_slug: str, **kwargs):
@@ -46,6 +39,9 @@ class IntegrationForm(forms.ModelForm):
         self.spec = self.instance.spec
         self.fields["api_url"].initial = self.spec.default_api_url
         has_keys = bool(self.instance.pk and self.instance.access_key_hint)
+        # Read before validation: ModelForm copies the submitted URL onto the instance while cleaning.
+        self.saved_api_url = self.instance.api_url if self.instance.pk else ""
+        self.has_saved_keys = has_keys
         self.credential_names = []
         for declared in self.spec.credential_fields:
             help_text = declared.help_text
@@ -70,13 +66,31 @@ class IntegrationForm(forms.ModelForm):
     def clean_api_url(self) -> str:
         url = self.cleaned_data["api_url"].strip().rstrip("/")
         parts = urlsplit(url)
-        if parts.scheme == "https":
-            return url
-        if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
-            return url  # how the local Tenable.io simulator is reached
-        raise forms.ValidationError(
-            "Use an https:// URL (plain http is allowed only for 127.0.0.1 / localhost)."
-        )
+        if parts.scheme != "https" and not (
+            parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname)
+        ):
+            raise forms.ValidationError(
+                "Use an https:// URL (plain http is allowed only for 127.0.0.1 / localhost)."
+            )
+        if parts.username is not None or parts.password is not None:
+            raise forms.ValidationError(
+                "Remove the user name and password from the URL; keys go in the fields above."
+            )
+        if not is_allowed_api_url(url):
+            raise forms.ValidationError(NOT_ALLOWED)
+        return url
+
+    def clean(self):
+        cleaned = super().clean()
+        url = cleaned.get("api_url")
+        if (
+            url
+            and self.has_saved_keys
+            and not same_api_url(url, self.saved_api_url)
+            and not all(cleaned.get(name) for name in self.credential_names)
+        ):
+            self.add_error("api_url", URL_CHANGED)
+        return cleaned
 
     @property
     def credentials(self) -> dict[str, str]:

@@ -1,13 +1,25 @@
 from __future__ import annotations
 
+from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Cast
 from django.urls import reverse
 
 from .connectors import CONNECTORS, connector_for
 from .fields import SecretField
 
 DEFAULT_API_URL = "https://cloud.tenable.com"
+SECRET_FIELDS = ("access_key", "secret_key")
+
+
+class IntegrationQuerySet(models.QuerySet):
+    def for_listing(self) -> IntegrationQuerySet:
+        """Rows for the Integrations page: secrets stay sealed, but their ciphertexts come along (as bytes, never
+        decrypted by the ORM) so the card can tell keys this server can no longer decrypt (a lost FERNET_KEYS)."""
+        return self.defer(*SECRET_FIELDS).annotate(
+            **{f"sealed_{name}": Cast(name, models.BinaryField()) for name in SECRET_FIELDS}
+        )
 
 
 class Integration(models.Model):
@@ -29,6 +41,8 @@ class Integration(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 
+    objects = IntegrationQuerySet.as_manager()
+
     class Meta:
         ordering = ["connector", "name"]
 
@@ -43,10 +57,32 @@ class Integration(models.Model):
         return connector_for(self.connector)
 
     @property
+    def has_keys(self) -> bool:
+        return bool(self.access_key_hint)
+
+    @property
+    def keys_unreadable(self) -> bool:
+        """Whether stored keys exist that FERNET_KEYS cannot decrypt; needs a row from `for_listing()`."""
+        field = self._meta.get_field("access_key")
+        for name in SECRET_FIELDS:
+            sealed = getattr(self, f"sealed_{name}", None)
+            if sealed:
+                try:
+                    field.fernet.decrypt(bytes(sealed))
+                except InvalidToken:
+                    return True
+        return False
+
+    @property
     def state(self) -> str:
-        """One word for the card: not activated, active (connected), failing, or untested."""
+        """One word for the card: inactive, unconfigured (no keys), unreadable (keys this server cannot decrypt),
+        failing, connected, or untested (keys saved, never tested)."""
         if not self.is_active:
             return "inactive"
+        if not self.has_keys:
+            return "unconfigured"
+        if self.keys_unreadable:
+            return "unreadable"
         if self.last_test_ok is False:
             return "failing"
         if self.last_test_ok:

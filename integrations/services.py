@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from cryptography.fernet import InvalidToken
 from django.conf import settings
@@ -25,14 +27,79 @@ UNDECRYPTABLE = (
     "The stored keys cannot be decrypted with this server's FERNET_KEYS (the encryption key changed). "
     "Re-enter the User Key and Secret Key."
 )
+NO_KEYS = "No keys are saved for this connection yet. Enter the User Key and Secret Key."
+URL_CHANGED = (
+    "The API URL changed, so enter the User Key and Secret Key again: saved keys are only ever sent to "
+    "the API URL they were saved with."
+)
+# The same sentence whatever is (or is not) listening there: the check runs before any connection.
+NOT_ALLOWED = (
+    "This is not an allowed Tenable.io address. Use your region's https://…tenable.com URL "
+    "(e.g. https://cloud.tenable.com or https://fedcloud.tenable.com); other hosts must be listed in "
+    "this server's TENABLE_API_HOSTS setting."
+)
+TENABLE_DOMAIN = "tenable.com"
 
 
 class CredentialsUnavailable(Exception):
-    """Stored keys are missing or cannot be decrypted; the user must re-enter them."""
+    """Stored keys are missing, cannot be decrypted or belong to another API URL; the user must re-enter them."""
 
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+
+
+class AddressNotAllowed(CredentialsUnavailable):
+    """The API URL is outside Tenable's hosts and TENABLE_API_HOSTS: no key is ever sent there."""
+
+    def __init__(self):
+        super().__init__(NOT_ALLOWED)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_allowed_api_url(url: str) -> bool:
+    """Tenable's own hosts (`*.tenable.com` over https), hosts listed in TENABLE_API_HOSTS, loopback under DEBUG.
+
+    Decided from the URL alone, before connecting, so the answer says nothing about what exists at an address.
+    Plain http is only ever allowed to loopback (the local simulator).
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    host = (parts.hostname or "").lower()
+    if not host or parts.username is not None or parts.password is not None:
+        return False
+    if parts.scheme == "http":
+        secure = False
+    elif parts.scheme == "https":
+        secure = True
+    else:
+        return False
+    listed = {entry.strip().lower() for entry in settings.TENABLE_API_HOSTS if entry.strip()}
+    if host in listed or (settings.DEBUG and is_loopback(host)):
+        return secure or is_loopback(host)
+    tenable_host = host == TENABLE_DOMAIN or host.endswith("." + TENABLE_DOMAIN)
+    return secure and tenable_host and port in (None, 443)
+
+
+def same_api_url(a: str, b: str) -> bool:
+    """Whether two API URLs name the same endpoint (trailing slashes and the case of scheme/host aside)."""
+
+    def norm(url: str) -> tuple[str, str, str]:
+        parts = urlsplit(url.strip())
+        return parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/")
+
+    return norm(a) == norm(b)
 
 
 @dataclass
@@ -44,29 +111,40 @@ class TestResult:
 
 
 @sensitive_variables("access_key", "secret_key", "stored")
-def stored_credentials(integration: Integration) -> tuple[str, str]:
-    """Decrypt the stored keys, turning an undecryptable value into a message instead of a 500 (RELIABILITY §3.4)."""
+def stored_credentials(integration: Integration) -> tuple[str, str, str]:
+    """The stored keys and the API URL saved with them, read from the database (never from a form-edited instance).
+
+    An undecryptable value becomes a message instead of a 500 (RELIABILITY §3.4).
+    """
+    if integration.pk is None:
+        raise CredentialsUnavailable(NO_KEYS)
     try:
-        stored = Integration.objects.only("access_key", "secret_key").get(pk=integration.pk)
+        stored = Integration.objects.only("access_key", "secret_key", "api_url").get(pk=integration.pk)
     except InvalidToken:
         log.critical("Integration %s: stored keys cannot be decrypted with FERNET_KEYS", integration.pk)
         raise CredentialsUnavailable(UNDECRYPTABLE) from None
     if not stored.access_key or not stored.secret_key:
-        raise CredentialsUnavailable(
-            "No keys are saved for this connection yet. Enter the User Key and Secret Key."
-        )
-    return stored.access_key, stored.secret_key
+        raise CredentialsUnavailable(NO_KEYS)
+    return stored.access_key, stored.secret_key, stored.api_url
 
 
-@sensitive_variables("access_key", "secret_key")
+@sensitive_variables("access_key", "secret_key", "stored_access", "stored_secret")
 def open_connector(integration: Integration, *, interactive: bool = False, **overrides):
-    """A connector for this connection. Interactive calls (Test Connection, Bind to) get a short time budget."""
+    """A connector for this connection. Interactive calls (Test Connection, Bind to) get a short time budget.
+
+    Keys typed in (both of them) may go to any allowed API URL; a stored key only ever goes to the URL saved
+    with it (RELIABILITY S8), whatever URL the caller or an edited instance asks for.
+    """
     access_key = overrides.pop("access_key", None)
     secret_key = overrides.pop("secret_key", None)
-    if not access_key or not secret_key:
-        stored_access, stored_secret = stored_credentials(integration)
-        access_key, secret_key = access_key or stored_access, secret_key or stored_secret
     api_url = overrides.pop("api_url", None) or integration.api_url
+    if not is_allowed_api_url(api_url):
+        raise AddressNotAllowed
+    if not access_key or not secret_key:
+        stored_access, stored_secret, saved_url = stored_credentials(integration)
+        if not same_api_url(api_url, saved_url):
+            raise CredentialsUnavailable(URL_CHANGED)
+        access_key, secret_key = access_key or stored_access, secret_key or stored_secret
     options = {"timeout": settings.TENABLE_TIMEOUT, **overrides}
     # Exports are decoded under the upload cap, so a gzip bomb cannot outgrow what an upload may be.
     options.setdefault("max_download_bytes", settings.NESSUS_UPLOAD_MAX_BYTES)
@@ -118,4 +196,12 @@ def remember_result(integration: Integration, result: TestResult, actor, request
     integration.refresh_from_db(
         fields=["last_tested_at", "last_test_ok", "last_test_message", "last_test_details"]
     )
-    record(actor, "integration.tested", integration, request, ok=result.ok, result=result.message[:300])
+    record(
+        actor,
+        "integration.tested",
+        integration,
+        request,
+        ok=result.ok,
+        result=result.message[:300],
+        api_url=integration.api_url,
+    )

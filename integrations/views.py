@@ -15,10 +15,8 @@ from accounts.permissions import admin_required
 
 from .connectors import CONNECTORS, connectors_by_category
 from .forms import TOKEN_HELP, IntegrationForm
-from .models import Integration
-from .services import remember_result, test_connection
-
-SECRET_FIELDS = ("access_key", "secret_key")
+from .models import SECRET_FIELDS, Integration
+from .services import UNDECRYPTABLE, remember_result, same_api_url, test_connection
 
 
 def _connections():
@@ -50,23 +48,33 @@ def scanners(request):
         "tab": tab,
         "cards": _cards(tab, categories),
         "open_pk": request.GET.get("open", ""),
+        "undecryptable": UNDECRYPTABLE,
     }
     if request.htmx and request.htmx.target == "connector-cards":
         return render(request, "integrations/partials/_cards.html", context)
     return render(request, "integrations/scanners.html", context)
 
 
+# The card's badge shows its best connection: green "Active" only once keys are saved and pass a test.
+CARD_STATES = [
+    ("connected", "Active", "success"),
+    ("failing", "Needs attention", "danger"),
+    ("unreadable", "Needs attention", "danger"),
+    ("untested", "Not configured", "warning"),
+    ("unconfigured", "Not configured", "warning"),
+]
+
+
 def _cards(tab: str, categories) -> list[dict]:
     connectors = next(c for slug, _, c in categories if slug == tab)
-    connections = list(_connections())
-    return [
-        {
-            "spec": spec,
-            "connections": [c for c in connections if c.connector == spec.slug],
-            "active": any(c.is_active for c in connections if c.connector == spec.slug),
-        }
-        for spec in connectors
-    ]
+    connections = list(Integration.objects.for_listing())
+    cards = []
+    for spec in connectors:
+        mine = [c for c in connections if c.connector == spec.slug]
+        states = {c.state for c in mine}
+        badge = next(((label, tone) for state, label, tone in CARD_STATES if state in states), None)
+        cards.append({"spec": spec, "connections": mine, "active": badge is not None, "badge": badge})
+    return cards
 
 
 @admin_required
@@ -145,15 +153,24 @@ def _save(request, form: IntegrationForm, result):
     integration.updated_by = request.user
     integration.save()
     if created:
-        record(request.user, "integration.created", integration, request, connector=integration.connector)
+        record(
+            request.user,
+            "integration.created",
+            integration,
+            request,
+            connector=integration.connector,
+            api_url=integration.api_url,
+        )
     if form.changed_credentials or (changed and not created):
-        # Field names only: never the values (RELIABILITY S7).
+        # Field names only: never the values (RELIABILITY S7). The URL is not a secret: it says where keys go.
+        where = {"api_url": integration.api_url, "previous_api_url": form.saved_api_url}
         record(
             request.user,
             "integration.changed",
             integration,
             request,
             fields=sorted({*changed, *form.changed_credentials}),
+            **(where if "api_url" in changed and not created else {}),
         )
     remember_result(integration, result, request.user, request)
     if result.ok:
@@ -180,6 +197,7 @@ def _save(request, form: IntegrationForm, result):
 def test(request, pk: int | None = None, slug: str | None = None):
     """Test Connection: tests the values in the form (blank secrets mean the stored ones) and stores the outcome."""
     integration = _get(pk) if pk else Integration(connector=_slug_or_404(slug))
+    saved_url = integration.api_url  # validation copies the submitted URL onto the instance
     form = IntegrationForm(request.POST, instance=integration, connector_slug=integration.connector)
     # Only the URL and keys matter here; a half-filled name must not block a test.
     form.is_valid()
@@ -188,11 +206,12 @@ def test(request, pk: int | None = None, slug: str | None = None):
             request, "integrations/partials/_test_result.html", {"error": form.errors["api_url"][0]}
         )
     credentials = {name: form.cleaned_data.get(name, "") for name in form.credential_names}
-    api_url = form.cleaned_data.get("api_url", "")
+    api_url = form.cleaned_data.get("api_url", "") or saved_url
     result = test_connection(integration, api_url=api_url, **credentials)
     response = render(request, "integrations/partials/_test_result.html", {"result": result})
     # Only a test of what is saved describes the saved connection; typed-in values are just a trial.
-    if integration.pk and not any(credentials.values()) and api_url in ("", integration.api_url):
+    if integration.pk and not any(credentials.values()) and same_api_url(api_url, saved_url):
+        integration.api_url = saved_url
         remember_result(integration, result, request.user, request)
         return trigger_client_event(response, "integrationsChanged")
     record(
@@ -202,6 +221,7 @@ def test(request, pk: int | None = None, slug: str | None = None):
         request,
         ok=result.ok,
         result=result.message[:300],
+        api_url=api_url,
     )
     return response
 

@@ -8,8 +8,10 @@ from pathlib import Path
 from django import forms
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.core.paginator import Paginator
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.urls import path
@@ -174,13 +176,19 @@ class UploadForm(forms.Form):
 @require_http_methods(["GET", "POST"])
 def upload(request, pk: int):
     """Import a `.nessus` file into the project through the same pipeline as a Tenable run."""
+    # Access first: a viewer's or outsider's body must not be read (up to the cap, to disk) before 403/404.
+    try:
+        project = get_project(request, pk, edit=request.method == "POST")
+    except (Http404, PermissionDenied) as refused:
+        # Answered here: Django's error views run a CSRF check, and that would read the body after all.
+        status = 404 if isinstance(refused, Http404) else 403
+        return render(request, f"{status}.html", status=status)
     request.upload_handlers = [CappedUploadHandler(request), *request.upload_handlers]
-    return _upload(request, pk)
+    return _upload(request, project)
 
 
 @csrf_protect
-def _upload(request, pk: int):
-    project = get_project(request, pk, edit=request.method == "POST")
+def _upload(request, project):
     limit = filesizeformat(settings.NESSUS_UPLOAD_MAX_BYTES)
     form = UploadForm(request.POST or None, request.FILES or None)
     too_large = (

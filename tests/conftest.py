@@ -39,6 +39,12 @@ def _fast_passwords(settings):
 
 
 @pytest.fixture(autouse=True)
+def _simulator_host_allowed(settings):
+    """Tests run with DEBUG off, so the simulator's loopback address is listed, as an operator would list it."""
+    settings.TENABLE_API_HOSTS = ["127.0.0.1"]
+
+
+@pytest.fixture(autouse=True)
 def _reset_state():
     FirstRunMiddleware.has_users = False
     cache.clear()

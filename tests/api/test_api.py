@@ -286,7 +286,7 @@ HOSTILE = [
     ({"first_seen_from": "yesterday"}, 400),
     ({"run": "1"}, 400),
     ({"group": "host"}, 400),
-    ({"q": "x\x00y"}, 200),
+    ({"q": "x\x00y"}, 400),  # NUL is refused before any view (issue 12 §6)
     ({"q": "' OR 1=1--"}, 200),
     ({"host": "%' OR '1'='1"}, 200),
     ({"q": "A" * 5000}, 200),

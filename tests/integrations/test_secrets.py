@@ -142,6 +142,7 @@ def test_secret_absent_from_error_emails(admin_user, settings, monkeypatch, mail
 
     settings.DEBUG = False
     settings.ADMINS = [("Ops", "ops@example.com")]  # Django's own mail_admins handler reports 500s
+    settings.TENABLE_API_HOSTS = ["x.example"]  # an allowed API URL, so the view reaches the crash
 
     def boom(*args, **kwargs):
         raise RuntimeError("Tenable client exploded")

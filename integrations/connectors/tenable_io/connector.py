@@ -24,14 +24,18 @@ class TenableIOConnector(Connector):
         "https://docs.tenable.com/vulnerability-management/Content/Settings/my-account/GenerateAPIKey.htm"
     )
     credential_fields = (
+        # Labels are the Invicti seed's; the help also names NopSec's words ("Access Token", "Secret Token").
         CredentialField(
-            "access_key", "User Key", secret=True, help_text="Tenable.io API Access Key (user key)"
+            "access_key",
+            "User Key",
+            secret=True,
+            help_text="Tenable.io API Access Key (user key; some guides call it the Access Token).",
         ),
         CredentialField(
             "secret_key",
             "Secret Key",
             secret=True,
-            help_text="Tenable.io API Secret Key paired with the User Key",
+            help_text="Tenable.io API Secret Key paired with the User Key (also called the Secret Token).",
         ),
     )
 
