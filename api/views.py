@@ -17,6 +17,7 @@ from django.core.exceptions import SuspiciousOperation
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse, QueryDict
 from django.urls import reverse
+from django_guid import get_guid
 from ninja import NinjaAPI, Status, Swagger
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
@@ -152,8 +153,12 @@ def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
     if isinstance(exc, SuspiciousOperation):  # e.g. a body over DATA_UPLOAD_MAX_MEMORY_SIZE
         return _error(request, 400, f"The request was refused: {exc}")
     log.exception("API error on %s %s", request.method, request.path)
+    request_id = get_guid() or ""
     return _error(
-        request, 500, "An unexpected error occurred; nothing was changed. Details are in the server log."
+        request,
+        500,
+        f"An unexpected error occurred; nothing was changed. Details are in the server log (request id {request_id}).",
+        request_id=request_id,
     )
 
 

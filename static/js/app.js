@@ -27,7 +27,8 @@
     var div = document.createElement("div");
     div.className = "alert alert-error";
     div.textContent = e.detail.xhr.status === 403 ? "You do not have permission to do that, or your session expired — reload the page."
-      : "Something went wrong (HTTP " + e.detail.xhr.status + "). Nothing was changed; try again.";
+      : "Something went wrong (HTTP " + e.detail.xhr.status + "). Nothing was changed; try again."
+        + (e.detail.xhr.getResponseHeader("X-Request-ID") ? " Request id: " + e.detail.xhr.getResponseHeader("X-Request-ID") + "." : "");
     box.appendChild(div);
   });
   document.addEventListener("htmx:sendError", function () {

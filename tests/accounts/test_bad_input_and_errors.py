@@ -105,3 +105,20 @@ def test_a_sane_incoming_request_id_is_kept_and_anything_else_replaced(admin_cli
     assert admin_client.get("/", headers={"X-Request-ID": incoming})["X-Request-ID"] == incoming
     replaced = admin_client.get("/", headers={"X-Request-ID": "<script>x</script>"})["X-Request-ID"]
     assert replaced != "<script>x</script>" and uuid.UUID(replaced)
+
+
+def test_an_api_500_carries_the_request_id_the_log_carries(client, member, console_log, monkeypatch):
+    import api.views
+
+    def boom(*args, **kwargs):
+        raise RuntimeError(SENTINEL)
+
+    monkeypatch.setattr(api.views, "project_out", boom)
+    _, token = ApiToken.issue(member, "CI")
+    Project.objects.create(name="Boom").memberships.create(user=member, role="member")
+    response = client.get("/api/v1/projects", headers={"Authorization": f"Bearer {token}"})
+    request_id = response["X-Request-ID"]
+    assert response.status_code == 500
+    assert response.json()["request_id"] == request_id and request_id in response.json()["detail"]
+    assert SENTINEL not in response.content.decode()
+    assert f"[{request_id}]" in console_log.getvalue()

@@ -9,8 +9,8 @@ import pytest
 from django.template import Context, Template
 from django.utils.safestring import mark_safe
 
-from projects.templatetags.ago import ago
-from projects.templatetags.page_title import page_title
+from accounts.templatetags.ago import ago
+from accounts.templatetags.page_title import page_title
 from projects.templatetags.tenable_text import cvss_vector, reflow
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

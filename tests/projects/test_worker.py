@@ -34,6 +34,7 @@ def worker(postgres_required, redis_url, settings, tmp_path):
         "TENABLE_POLL_INITIAL": "0.2",
         "TENABLE_POLL_MAX": "0.5",
         "CONN_MAX_AGE": "0",
+        "TENABLE_API_HOSTS": "127.0.0.1",
     }
     from config.celery import app
 
