@@ -48,9 +48,13 @@ format: setup-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Throwaway production values on a throwaway, empty database: var/'s secrets were encrypted with .env's keys,
+# not these. To check stored rows, run `manage.py check --deploy` with the real environment (README › Production).
 check-deploy: setup-dev
-	ENV_FILE=none DEBUG=false SECRET_KEY=$$($(BIN)/python -c 'import secrets;print(secrets.token_urlsafe(50))') \
-	  FERNET_KEYS=$$($(BIN)/python -c 'import secrets;print(secrets.token_urlsafe(48))') ALLOWED_HOSTS=example.com \
+	scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
+	env -u DATABASE_URL -u REDIS_URL ENV_FILE=none VAR_DIR="$$scratch" DEBUG=false ALLOWED_HOSTS=example.com \
+	  SECRET_KEY=$$($(BIN)/python -c 'import secrets;print(secrets.token_urlsafe(50))') \
+	  FERNET_KEYS=$$($(BIN)/python -c 'import secrets;print(secrets.token_urlsafe(48))') \
 	  $(BIN)/python manage.py check --deploy --fail-level WARNING
 
 bench: setup-dev
