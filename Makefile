@@ -1,4 +1,5 @@
-# `make run` sets everything up and serves the app; `make test` sets up and runs every test.
+# `make run` sets everything up and serves the app (gunicorn, Celery worker and beat: scripts/run.sh);
+# `make test` sets up and runs every test.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -20,14 +21,14 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(VENV)/.runtime $@
 
-.env:
+# Writes a development .env when there is none; refuses (with what to do) one that cannot start the app here.
+setup: $(VENV)/.runtime
 	$(BIN)/python scripts/dev_env.py .env
-
-setup: $(VENV)/.runtime .env
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 
-setup-dev: $(VENV)/.dev .env
+setup-dev: $(VENV)/.dev
+	$(BIN)/python scripts/dev_env.py .env
 
 run: setup
 	./scripts/run.sh

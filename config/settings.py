@@ -13,13 +13,14 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
 
 env = environ.FileAwareEnv()
 # `ENV_FILE=none` lets tests and containers ignore a developer's .env.
 _env_file = os.environ.get("ENV_FILE", str(BASE_DIR / ".env"))
 if _env_file != "none" and Path(_env_file).is_file():
     env.read_env(_env_file)
+# Read after .env, so .env may set it too; empty means the default.
+VAR_DIR = Path(env.str("VAR_DIR", default="") or BASE_DIR / "var")
 
 # ---------------------------------------------------------------------------
 # Core
