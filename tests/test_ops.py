@@ -36,6 +36,7 @@ SCRUBBED = {
     "SECRET_KEY",
     "FERNET_KEYS",
     "ALLOWED_HOSTS",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",  # set by the browser tests' fixture; `check --deploy` refuses it
 }
 # `make` must not reinstall the shared virtualenv from inside a test.
 MAKE = ["make", "--no-print-directory", "-o", ".venv/.runtime", "-o", ".venv/.dev"]
