@@ -1,4 +1,5 @@
-# `make run` sets everything up and serves the app; `make test` sets up and runs every test.
+# `make run` sets everything up and serves the app (gunicorn, Celery worker and beat: scripts/run.sh);
+# `make test` sets up and runs every test.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -20,14 +21,14 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(VENV)/.runtime $@
 
-.env:
+# Writes a development .env when there is none; refuses (with what to do) one that cannot start the app here.
+setup: $(VENV)/.runtime
 	$(BIN)/python scripts/dev_env.py .env
-
-setup: $(VENV)/.runtime .env
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 
-setup-dev: $(VENV)/.dev .env
+setup-dev: $(VENV)/.dev
+	$(BIN)/python scripts/dev_env.py .env
 
 run: setup
 	./scripts/run.sh
@@ -48,9 +49,13 @@ format: setup-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Throwaway production values on a throwaway, empty database: var/'s secrets were encrypted with .env's keys,
+# not these. To check stored rows, run `manage.py check --deploy` with the real environment (README › Production).
 check-deploy: setup-dev
-	ENV_FILE=none DEBUG=false SECRET_KEY=$$($(BIN)/python -c 'import secrets;print(secrets.token_urlsafe(50))') \
-	  FERNET_KEYS=$$($(BIN)/python -c 'import secrets;print(secrets.token_urlsafe(48))') ALLOWED_HOSTS=example.com \
+	scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
+	env -u DATABASE_URL -u REDIS_URL ENV_FILE=none VAR_DIR="$$scratch" DEBUG=false ALLOWED_HOSTS=example.com \
+	  SECRET_KEY=$$($(BIN)/python -c 'import secrets;print(secrets.token_urlsafe(50))') \
+	  FERNET_KEYS=$$($(BIN)/python -c 'import secrets;print(secrets.token_urlsafe(48))') \
 	  $(BIN)/python manage.py check --deploy --fail-level WARNING
 
 bench: setup-dev

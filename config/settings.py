@@ -14,13 +14,14 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
 
 env = environ.FileAwareEnv()
 # `ENV_FILE=none` lets tests and containers ignore a developer's .env.
 _env_file = os.environ.get("ENV_FILE", str(BASE_DIR / ".env"))
 if _env_file != "none" and Path(_env_file).is_file():
     env.read_env(_env_file)
+# Read after .env, so .env may set it too; empty means the default.
+VAR_DIR = Path(env.str("VAR_DIR", default="") or BASE_DIR / "var")
 
 # ---------------------------------------------------------------------------
 # Core
@@ -268,21 +269,26 @@ RUN_STALE_AFTER = env.int("RUN_STALE_AFTER", default=15 * 60)
 # ---------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 CELERY_BROKER_DIR = VAR_DIR / "celery-broker"
+# A hung or unreachable Redis must not hold a web request (RELIABILITY C4): each publish gives up after
+# BROKER_TIMEOUT seconds, once. Run now may publish twice (the run, then the webhook event of its failure),
+# so it answers within ~5 s.
+BROKER_TIMEOUT = 2
+REDIS_TRANSPORT_OPTIONS = {
+    "socket_timeout": BROKER_TIMEOUT,
+    "socket_connect_timeout": BROKER_TIMEOUT,
+    # Publishing gives up on the first connection failure or timeout instead of retrying for seconds.
+    "max_retries": 0,
+    "retry_on_timeout": False,
+    # Must exceed the hard time limit, or long imports get redelivered mid-run (C3).
+    "visibility_timeout": 4 * 60 * 60,
+    "unacked_restore_interval": 10,
+    "unacked_restore_throttle": 10,
+}
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        # A hung Redis must not freeze a web request (RELIABILITY C4).
-        "socket_timeout": 5,
-        "socket_connect_timeout": 5,
-        # Publishing gives up on the first connection failure instead of retrying for seconds.
-        "max_retries": 0,
-        # Must exceed the hard time limit, or long imports get redelivered mid-run (C3).
-        "visibility_timeout": 4 * 60 * 60,
-        "unacked_restore_interval": 10,
-        "unacked_restore_throttle": 10,
-    }
+    CELERY_BROKER_TRANSPORT_OPTIONS = REDIS_TRANSPORT_OPTIONS
 else:
-    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_URL = "filesystem://localhost//"  # a host name only to quiet kombu's warning
     (CELERY_BROKER_DIR / "out").mkdir(parents=True, exist_ok=True)
     (CELERY_BROKER_DIR / "processed").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -292,7 +298,7 @@ else:
         "control_folder": str(CELERY_BROKER_DIR / "control"),
         "store_processed": False,
     }
-CELERY_BROKER_CONNECTION_TIMEOUT = 5
+CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_TIMEOUT
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": 2,

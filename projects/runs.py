@@ -34,10 +34,13 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 4
 TERMINAL_TENABLE = {"completed", "imported", "canceled", "aborted", "stopped", "empty"}
+# The run stays in the history as failed (its audit event and any scan.failed webhook refer to it): say so.
 QUEUE_UNAVAILABLE = (
-    "The job queue is unavailable, so the run was not started. Try again in a minute; "
-    "if it keeps failing, an administrator should check that Redis and the Celery worker are running."
+    "The job queue is unavailable, so this run could not be queued and is recorded as failed; nothing was "
+    "imported. Try again in a minute; if it keeps failing, an administrator should check that Redis and the "
+    "Celery worker are running."
 )
+NOT_QUEUED = "Not queued: the job queue was unavailable"
 
 
 class RunRefused(Exception):
@@ -90,7 +93,7 @@ def request_run(profile: ScannerProfile, *, trigger: str = Trigger.MANUAL, user=
 
 
 def enqueue(run: ScanRun) -> None:
-    """Publish the run's task once the row is committed; a dead or hung broker fails the run within ~5 s."""
+    """Publish the run's task once the row is committed; a dead or hung broker fails the run within seconds."""
     transaction.on_commit(partial(_publish, run.pk))
 
 
@@ -98,11 +101,11 @@ def _publish(run_id: int) -> None:
     from .tasks import run_scan
 
     try:
-        # No publish retries: the broker's 5 s socket timeouts bound a hung Redis (RELIABILITY C4).
+        # No publish retries: the broker's socket timeouts (settings.BROKER_TIMEOUT) bound a hung Redis (C4).
         run_scan.apply_async(args=[run_id], retry=False)
     except Exception:
         log.exception("Could not queue run %s", run_id)
-        _finish(run_id, RunStatus.FAILED, error=QUEUE_UNAVAILABLE, message="Not started")
+        _finish(run_id, RunStatus.FAILED, error=QUEUE_UNAVAILABLE, message=NOT_QUEUED)
 
 
 def enqueue_upload(run: ScanRun, path: str) -> None:
@@ -116,7 +119,7 @@ def enqueue_upload(run: ScanRun, path: str) -> None:
         except Exception:
             log.exception("Could not queue upload run %s", run.pk)
             Path(path).unlink(missing_ok=True)
-            _finish(run.pk, RunStatus.FAILED, error=QUEUE_UNAVAILABLE, message="Not started")
+            _finish(run.pk, RunStatus.FAILED, error=QUEUE_UNAVAILABLE, message=NOT_QUEUED)
 
     transaction.on_commit(publish)
 

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Serve the app with a Celery worker and Celery beat beside it, as one foreground command; Ctrl-C stops all three.
+# Serve the app (gunicorn, scripts/web.sh) with a Celery worker and Celery beat beside it, as one foreground
+# command; Ctrl-C stops all three. DEMO=1 (`make demo`) also starts the Tenable.io simulator and the demo data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 PORT="${PORT:-8000}"
+export PORT
 pids=()
+state=$(mktemp -d)
 cleanup() {
   trap - INT TERM EXIT
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  rm -rf "$state"
   echo "Stopped."
 }
 trap cleanup INT TERM EXIT
@@ -17,16 +21,22 @@ if [ "${DEMO:-}" = "1" ]; then
   SIM_PORT="${SIM_PORT:-8834}"
   "$BIN/python" manage.py tenable_simulator --port "$SIM_PORT" --launch-seconds 8 & pids+=($!)
   for _ in $(seq 50); do (echo > "/dev/tcp/127.0.0.1/$SIM_PORT") 2>/dev/null && break; sleep 0.2; done
+  # The demo data (its first run waits in the queue for the worker); what it prints is shown last, below.
+  "$BIN/python" manage.py demo --simulator-url "http://127.0.0.1:${SIM_PORT}" --url "http://127.0.0.1:${PORT}/" \
+    > "$state/demo.txt" 2>&1 || true
 fi
 
-"$BIN/celery" -A config worker --loglevel=INFO --concurrency=2 --queues=imports,celery --hostname="worker@%h" & pids+=($!)
+CELERY_READY_FILE="$state/worker-ready" \
+  "$BIN/celery" -A config worker --loglevel=INFO --concurrency=2 --queues=imports,celery --hostname="worker@%h" & pids+=($!)
 "$BIN/celery" -A config beat --loglevel=INFO --pidfile= & pids+=($!)
-"$BIN/python" manage.py runserver "127.0.0.1:${PORT}" & pids+=($!)
-sleep 2
-if [ "${DEMO:-}" = "1" ]; then
-  "$BIN/python" manage.py demo --simulator-url "http://127.0.0.1:${SIM_PORT}" --url "http://127.0.0.1:${PORT}/"
-fi
+./scripts/web.sh & pids+=($!)
+
+# The address (and the demo's sign-in) go last, after the web server and the worker have logged their start-up.
+ready=0
+"$BIN/python" scripts/wait_ready.py "http://127.0.0.1:${PORT}/healthz" "$state/worker-ready" "${pids[@]}" || ready=$?
+if [ "$ready" = 2 ]; then exit 1; fi  # a process exited during start-up (its log says why): stop the others
 echo
+if [ -s "$state/demo.txt" ]; then cat "$state/demo.txt"; echo; fi
 echo "  Tenable Console is running at http://127.0.0.1:${PORT}/   (Ctrl-C stops the web server, worker and beat)"
 echo
 wait -n

@@ -6,21 +6,24 @@ import os
 import secrets
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(args: list[str], **env: str) -> subprocess.CompletedProcess:
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"DEBUG", "SECRET_KEY", "FERNET_KEYS", "ALLOWED_HOSTS", "DJANGO_ALLOW_ASYNC_UNSAFE"}
-    }
-    base.update({"ENV_FILE": "none", "DJANGO_SETTINGS_MODULE": "config.settings"}, **env)
-    return subprocess.run(
-        [sys.executable, *args], cwd=ROOT, env=base, capture_output=True, text=True, timeout=120
-    )
+    """Run with only the given settings: no .env, and a throwaway var/ (SQLite) instead of the working copy's."""
+    ignored = {"DEBUG", "SECRET_KEY", "FERNET_KEYS", "ALLOWED_HOSTS", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    ignored |= {"DATABASE_URL", "REDIS_URL", "VAR_DIR"}
+    base = {k: v for k, v in os.environ.items() if k not in ignored}
+    with tempfile.TemporaryDirectory() as var_dir:
+        base.update(
+            {"ENV_FILE": "none", "DJANGO_SETTINGS_MODULE": "config.settings", "VAR_DIR": var_dir}, **env
+        )
+        return subprocess.run(
+            [sys.executable, *args], cwd=ROOT, env=base, capture_output=True, text=True, timeout=120
+        )
 
 
 def _prod_env(**overrides: str) -> dict[str, str]:
