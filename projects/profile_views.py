@@ -225,6 +225,7 @@ def _summary_context(integration: Integration, scan_id: int | None) -> dict:
     last = scan.history[0] if scan.history else None
     return {
         "scan": scan,
+        "folder": _folder_of(integration, scan),
         "scan_id": scan_id,
         "status_badge": TENABLE_STATUS_BADGE.get(scan.status, "progress"),
         "scan_kind": SCAN_KINDS.get(scan.scan_type or "", scan.scan_type or ""),
@@ -235,6 +236,18 @@ def _summary_context(integration: Integration, scan_id: int | None) -> dict:
         "last_run_at": epoch(last.last_modification_date or last.creation_date) if last else None,
         "tenable_schedule": describe_tenable_schedule(scan.schedule),
     }
+
+
+def _folder_of(integration: Integration, scan):
+    """The folder the scan's own details name (the listing's folder bookkeeping may not know it)."""
+    folder_id = getattr(scan, "folder_id", None)
+    if folder_id is None:
+        return None
+    try:
+        folders = list_scans(integration).folders  # cached with the Bind to list
+    except ScansUnavailable:
+        return None
+    return next((folder for folder in folders if folder.id == folder_id), None)
 
 
 def _saved(request, project: Project, outcome, run: tuple[str, str] | None):

@@ -232,8 +232,7 @@ def _store_and_queue(request, project, upload_file) -> ScanRun:
     run.refresh_from_db()
     if run.status == RunStatus.FAILED:
         messages.error(request, QUEUE_UNAVAILABLE)
-    else:
-        messages.success(request, f"{run.source_name} uploaded; importing it as run #{run.pk}.")
+    # Otherwise no flash message: the run page itself says what is happening (a message would go stale).
     return run
 
 

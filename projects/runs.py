@@ -150,6 +150,7 @@ def cancel_run(run: ScanRun, user=None) -> bool:
         status=RunStatus.CANCELED,
         finished_at=timezone.now(),
         message=f"Canceled by {getattr(user, 'username', 'system')}",
+        **NOTHING_KEPT,  # the worker rolls back whatever it had merged
     )
     if changed:
         record(user, "run.canceled", run, None)

@@ -216,8 +216,8 @@ def _cut_file(tmp_path, hosts: int = 12) -> str:
     return str(path)
 
 
-def _assert_nothing_counted(run: ScanRun) -> None:
-    assert run.status == RunStatus.FAILED
+def _assert_nothing_counted(run: ScanRun, status: str = RunStatus.FAILED) -> None:
+    assert run.status == status
     assert (
         run.count_total,
         run.count_new,
@@ -250,6 +250,17 @@ def test_a_swept_run_fails_with_zero_counts(project):
     assert sweep_stale_runs() == 1
     run.refresh_from_db()
     _assert_nothing_counted(run)
+
+
+def test_a_canceled_run_keeps_no_counts(project):
+    from projects.runs import cancel_run
+
+    run = ScanRun.objects.create(
+        project=project, status=RunStatus.IMPORTING, count_total=20_000, count_by_severity={"0": 20_000}
+    )
+    assert cancel_run(run)
+    run.refresh_from_db()
+    _assert_nothing_counted(run, RunStatus.CANCELED)
 
 
 def test_a_run_sent_back_for_a_retry_keeps_no_counts(project, settings):

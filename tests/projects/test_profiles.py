@@ -260,6 +260,25 @@ def test_summary_shows_the_tenable_schedule_beside_the_scheduler(
     assert html.count("Weekly on Mon at 01:00 (US/Central)") == 2  # in the summary and out of band
 
 
+@pytest.mark.parametrize("fault", [None, "all"])
+def test_summary_names_the_folder_the_scans_details_report(
+    admin_client, project, integration, tenable_simulator, fault
+):
+    """Issue 12 §7: the folder comes from the scan's details, even when the listing's bookkeeping cannot say."""
+    sim = tenable_simulator.sim
+    if fault:
+        sim.set_fault("ignore_folder_filter", mode=fault)
+    url = reverse("projects:scan_summary", args=[project.pk])
+    html = admin_client.get(
+        url, {"integration": integration.pk, "scan_id": sim.scan_id("completed")}, headers=HX
+    ).content.decode()
+    assert "<dt>Folder</dt><dd>My Scans" in html
+    trash = admin_client.get(
+        url, {"integration": integration.pk, "scan_id": sim.scan_id("trash")}, headers=HX
+    ).content.decode()
+    assert 'Trash <span class="badge badge-warning">In Tenable.io\'s Trash' in trash
+
+
 def test_summary_of_a_never_run_scan_says_so(admin_client, project, integration, tenable_simulator):
     url = reverse("projects:scan_summary", args=[project.pk])
     params = {"integration": integration.pk, "scan_id": tenable_simulator.sim.scan_id("never_run")}

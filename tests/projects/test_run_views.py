@@ -152,6 +152,9 @@ def test_upload_imports_through_the_pipeline(
     )
     assert Finding.objects.filter(project=project).count() == 7
     assert list(tmp_path.rglob("*")) == [tmp_path / "nessus"]  # the stored file is removed after import
+    # The run page says what happened; no "uploaded; importing it…" flash goes stale above a finished run.
+    html = member_client.get(response.url).content.decode()
+    assert "uploaded; importing" not in html and "Succeeded" in html
 
 
 def test_upload_rejects_wrong_files_and_oversize(member_client, setup, settings):
