@@ -206,7 +206,8 @@ class ScanRun(models.Model):
 
 
 class Asset(models.Model):
-    """A host within a project, matched by Tenable host uuid first, then IP / FQDN / NetBIOS name."""
+    """A host within a project. Tenable host uuids decide; weak keys (FQDN, NetBIOS, IP, name) match only where a
+    side lacks a uuid and the key is unambiguous (see importer.AssetIndex)."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assets")
     identity = models.CharField(max_length=300)
