@@ -151,6 +151,10 @@ def browser():
 def page(browser, live_server):
     context = browser.new_context(viewport={"width": 1360, "height": 900}, base_url=live_server.url)
     context.set_default_timeout(15000)
+    # Assertions wait as long as actions: a busy 2-core CI machine can take seconds to answer an htmx swap.
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=15000)
     page = context.new_page()
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
