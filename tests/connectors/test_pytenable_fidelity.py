@@ -13,6 +13,7 @@ from integrations.connectors.tenable_io.simulator import SimulatorServer, Tenabl
 from tests.tenable_fixtures import SIM_ACCESS_KEY, SIM_BASIC_ACCESS_KEY, SIM_BASIC_SECRET_KEY, SIM_SECRET_KEY
 
 tenable_io = pytest.importorskip("tenable.io")
+tenable_errors = pytest.importorskip("tenable.errors")
 
 
 @pytest.fixture
@@ -133,3 +134,15 @@ def test_exports_assets_v1_and_v2_and_a_basic_key(paced):
         r["asset"]["uuid"] for r in sim.vulns(key=SIM_BASIC_ACCESS_KEY, since=0, include_unlicensed=True)
     }
     assert seen < {a["id"] for a in assets}
+
+
+def test_tags_session_and_permissions_per_role(tio, server):
+    tags = [(t["category_name"], t["value"]) for t in tio.tags.list(("category_name", "eq", "Location"))]
+    assert tags == [("Location", "Dallas"), ("Location", "Austin")]
+    basic = tenable_io.TenableIO(SIM_BASIC_ACCESS_KEY, SIM_BASIC_SECRET_KEY, url=server.url, retries=1)
+    assert [(t["category_name"], t["value"]) for t in basic.tags.list()] == [("Location", "Dallas")]
+    assert (tio.session.details()["permissions"], basic.session.details()["permissions"]) == (64, 16)
+    (grant,) = basic.access_control.get_current_user_permission()["permissions_granted"]
+    assert grant["objects"][0]["name"] == "Location:Dallas"
+    with pytest.raises(tenable_errors.ForbiddenError):
+        basic.scans.results(server.sim.scan_id("completed"))

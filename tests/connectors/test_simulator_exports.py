@@ -108,6 +108,23 @@ def test_pace_is_configurable_and_fast_by_default():
     assert statuses[0]["chunks_available"] == [] and len(statuses[-1]["chunks_available"]) == 4
 
 
+def test_chunks_can_appear_over_time(clock):
+    with TenableSimulator(clock=clock, export_chunk_seconds=10).serve() as server:
+        uuid = start(server)
+        seen = []
+        for _ in range(5):
+            status = get(server, f"/vulns/export/{uuid}/status").json()
+            seen.append((status["status"], len(status["chunks_available"])))
+            clock.now += 10
+    assert seen == [
+        ("PROCESSING", 0),
+        ("PROCESSING", 1),
+        ("PROCESSING", 2),
+        ("PROCESSING", 3),
+        ("FINISHED", 4),
+    ]
+
+
 def test_empty_chunks_are_counted_not_listed(server, clock):
     sim = server.sim
     clock.now += 2 * DAY

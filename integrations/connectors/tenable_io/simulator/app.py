@@ -29,7 +29,13 @@ class TenableSimulator(BulkExports, ScanRoutes, Access):
     """A fake Tenable.io as a WSGI callable; deterministic from `seed`, stateful, with injectable faults.
 
     Key pairs: `access_key`/`secret_key` (an Administrator, full access), the forbidden pair (403 on every
-    call), and one pair per role in `role_keys` (see `ROLE_KEYS`); each call checks the role it needs.
+    call), and one pair per role in `role_keys` (default `ROLE_KEYS`); each call checks the role it needs.
+
+    Hooks for tests: `add_scan`, `big_scan`, `add_run`, `set_launch_outcome`, `delete_asset`,
+    `terminate_asset`, `advance`, `expire_chunks`, `set_fault`/`clear_faults`. Ground truth: `findings`
+    (a run's items), `vulns` and `assets` (what an export would hold), `export_document` (a run's `.nessus`).
+    Counters: `requests`, `peak_requests`, `peak_chunk_downloads`, `export_jobs_created`, `export_jobs`.
+    Benchmarks: `prepare_vulns_export` writes an export's chunks to disk ahead of time.
     """
 
     def __init__(

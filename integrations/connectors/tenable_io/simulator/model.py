@@ -96,7 +96,8 @@ class ScanExport:
 class RecordedRequest:
     """One request the simulator received (never the keys): `auth` is valid/forbidden/invalid/missing.
 
-    `user` names the role of the key pair that authenticated (administrator, basic, …), else None.
+    `user` names the key pair that authenticated: a role of ROLE_KEYS (basic, …, administrator), "main" for
+    the constructor's pair, or None.
     """
 
     method: str
