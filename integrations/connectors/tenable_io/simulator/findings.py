@@ -270,8 +270,17 @@ class VulnData(ScanData):
     def _asset_hash(self, scan: Scan, i: int) -> int:
         return mix(self.seed, scan.id, i, 0xF1D)
 
+    def _last_covered(self, view: ScanView, i: int) -> int:
+        """When the latest counted run reached host i (no finding of it is newer)."""
+        return next(
+            (run.creation_date + 60 + 3 * i for _, run, _, hosts in reversed(view.runs) if i in hosts), 0
+        )
+
     def _matching(self, view: ScanView, i: int, query: VulnQuery, window: dict) -> Iterable[tuple]:
         """(index, history, plugin, finding hash, severity, modification) of the host's matching findings."""
+        cutoff = max(window.get(n) or 0 for n in ("since", "last_found", "last_fixed"))
+        if cutoff and self._last_covered(view, i) < cutoff:
+            return  # nothing on this host was found or fixed that recently: skip its history
         asset_hash = self._asset_hash(view.scan, i)
         for index, h in self._host_history(view, i).items():
             p = self._plugin_at(index)
