@@ -7,15 +7,20 @@ from collections.abc import Iterator
 import pytest
 
 from integrations.connectors.tenable_io.client import TenableClient
-from integrations.connectors.tenable_io.simulator import SimulatorServer, TenableSimulator
+from integrations.connectors.tenable_io.simulator import ROLE_KEYS, SimulatorServer, TenableSimulator
 
 __all__ = [
     "SIM_ACCESS_KEY",
+    "SIM_BASIC_ACCESS_KEY",
+    "SIM_BASIC_SECRET_KEY",
     "SIM_FORBIDDEN_ACCESS_KEY",
     "SIM_FORBIDDEN_SECRET_KEY",
+    "SIM_ROLE_KEYS",
     "SIM_SECRET_KEY",
     "FakeTime",
+    "SimClock",
     "fake_time",
+    "sim_clock",
     "tenable_client",
     "tenable_simulator",
 ]
@@ -24,6 +29,9 @@ SIM_ACCESS_KEY = "sim-access"
 SIM_SECRET_KEY = "sim-secret"
 SIM_FORBIDDEN_ACCESS_KEY = "sim-forbidden-access"
 SIM_FORBIDDEN_SECRET_KEY = "sim-forbidden-secret"
+# One published pair per role: basic, scan_operator, standard, scan_manager, administrator.
+SIM_ROLE_KEYS = ROLE_KEYS
+SIM_BASIC_ACCESS_KEY, SIM_BASIC_SECRET_KEY = ROLE_KEYS["basic"]  # Basic, Can View on Location: Dallas only
 
 
 class FakeTime:
@@ -39,6 +47,22 @@ class FakeTime:
 
     def monotonic(self) -> float:
         return self.now
+
+
+class SimClock:
+    """A wall clock for `TenableSimulator(clock=...)` that moves only when a test moves `now`."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def sim_clock() -> SimClock:
+    """A fixed simulator clock, so export timestamps and the 30-day window are exact."""
+    return SimClock()
 
 
 @pytest.fixture

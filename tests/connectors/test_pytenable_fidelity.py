@@ -6,12 +6,14 @@ import io
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from integrations.connectors.tenable_io.nessus import iter_hosts
 from integrations.connectors.tenable_io.simulator import SimulatorServer, TenableSimulator
-from tests.tenable_fixtures import SIM_ACCESS_KEY, SIM_SECRET_KEY
+from tests.tenable_fixtures import SIM_ACCESS_KEY, SIM_BASIC_ACCESS_KEY, SIM_BASIC_SECRET_KEY, SIM_SECRET_KEY
 
 tenable_io = pytest.importorskip("tenable.io")
+tenable_errors = pytest.importorskip("tenable.errors")
 
 
 @pytest.fixture
@@ -77,3 +79,70 @@ def test_export_waits_through_loading():
     assert fobj.getvalue().rstrip().endswith(b"</NessusClientData_v2>")
     statuses = [r for r in sim.requests if r.path.endswith("/status")]
     assert len(statuses) == 2
+
+
+# -- bulk exports: pyTenable's own iterator, unchanged ----------------------------------------------
+
+
+@pytest.fixture
+def paced():
+    # One chunk more per status poll: pyTenable only sleeps when a poll brings no new chunk.
+    with TenableSimulator(export_chunks_per_poll=1, gzip_downloads=True).serve() as running:
+        yield running
+
+
+def _ids(records):
+    return sorted(r["finding_id"] for r in records)
+
+
+def test_exports_vulns_iterates_the_simulators_export(paced):
+    sim = paced.sim
+    tio = tenable_io.TenableIO(SIM_ACCESS_KEY, SIM_SECRET_KEY, url=paced.url, retries=1, backoff=0.01)
+    # pyTenable's defaults: num_assets 500, include_unlicensed true, no filter (the last 30 days, OPEN/REOPENED)
+    assert _ids(tio.exports.vulns()) == _ids(sim.vulns(include_unlicensed=True))
+    everything = list(tio.exports.vulns(num_assets=50, since=0, state=["OPEN", "REOPENED", "FIXED"]))
+    assert _ids(everything) == _ids(
+        sim.vulns(states=["OPEN", "REOPENED", "FIXED"], since=0, include_unlicensed=True)
+    )
+    polls = [r for r in sim.requests if r.path.endswith("/status")]
+    assert len(polls) >= 4 and {r.path.split("/")[1] for r in polls} == {"vulns"}
+
+
+def test_exports_vulns_adopts_the_running_job_on_409(paced):
+    sim = paced.sim
+    body = {"num_assets": 500, "include_unlicensed": True, "filters": {"severity": ["critical"]}}
+    keys = {"X-ApiKeys": f"accessKey={SIM_ACCESS_KEY}; secretKey={SIM_SECRET_KEY}"}
+    running = requests.post(paced.url + "/vulns/export", json=body, headers=keys, timeout=10).json()
+    tio = tenable_io.TenableIO(SIM_ACCESS_KEY, SIM_SECRET_KEY, url=paced.url, retries=1, backoff=0.01)
+    export = tio.exports.vulns(severity=["critical"])
+    assert str(export.uuid) == running["export_uuid"]
+    assert _ids(export) == _ids(sim.vulns(filters={"severity": ["critical"]}, include_unlicensed=True))
+    assert sim.export_jobs_created == 1
+
+
+def test_exports_assets_v1_and_v2_and_a_basic_key(paced):
+    sim = paced.sim
+    tio = tenable_io.TenableIO(SIM_ACCESS_KEY, SIM_SECRET_KEY, url=paced.url, retries=1, backoff=0.01)
+    assets = list(tio.exports.assets(chunk_size=100))
+    assert sorted(a["id"] for a in assets) == sorted(a["id"] for a in sim.assets())
+    assert sorted(a["id"] for a in tio.exports.assets_v2()) == sorted(a["id"] for a in sim.assets())
+    basic = tenable_io.TenableIO(
+        SIM_BASIC_ACCESS_KEY, SIM_BASIC_SECRET_KEY, url=paced.url, retries=1, backoff=0.01
+    )
+    seen = {r["asset"]["uuid"] for r in basic.exports.vulns(since=0)}
+    assert seen == {
+        r["asset"]["uuid"] for r in sim.vulns(key=SIM_BASIC_ACCESS_KEY, since=0, include_unlicensed=True)
+    }
+    assert seen < {a["id"] for a in assets}
+
+
+def test_tags_session_and_permissions_per_role(tio, server):
+    tags = [(t["category_name"], t["value"]) for t in tio.tags.list(("category_name", "eq", "Location"))]
+    assert tags == [("Location", "Dallas"), ("Location", "Austin")]
+    basic = tenable_io.TenableIO(SIM_BASIC_ACCESS_KEY, SIM_BASIC_SECRET_KEY, url=server.url, retries=1)
+    assert [(t["category_name"], t["value"]) for t in basic.tags.list()] == [("Location", "Dallas")]
+    assert (tio.session.details()["permissions"], basic.session.details()["permissions"]) == (64, 16)
+    (grant,) = basic.access_control.get_current_user_permission()["permissions_granted"]
+    assert grant["objects"][0]["name"] == "Location:Dallas"
+    with pytest.raises(tenable_errors.ForbiddenError):
+        basic.scans.results(server.sim.scan_id("completed"))

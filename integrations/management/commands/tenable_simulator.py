@@ -6,11 +6,16 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from integrations.connectors.tenable_io.simulator import TenableSimulator
+from integrations.connectors.tenable_io.simulator import ROLE_KEYS, ROLE_NAMES, TenableSimulator
 
 
 class Command(BaseCommand):
-    help = "Serve a simulated Tenable.io API (stateful, deterministic, no internet) until Ctrl-C."
+    help = (
+        "Serve a simulated Tenable.io API (stateful, deterministic, no internet) until Ctrl-C. Besides the "
+        "--access-key/--secret-key pair (an Administrator), it accepts one published key pair per role: "
+        + "; ".join(f"{role.replace('_', ' ')}: {a} / {s}" for role, (a, s) in ROLE_KEYS.items())
+        + " (the Basic user may view only the assets tagged Location: Dallas)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
@@ -36,7 +41,15 @@ class Command(BaseCommand):
         server = sim.serve(options["host"], options["port"])
         self.stdout.write(self.style.SUCCESS(f"Tenable.io simulator listening on {server.url}"))
         self.stdout.write(f"  API URL:            {server.url}")
-        self.stdout.write(f"  valid keys:         User Key {sim.keys[0]!r}, Secret Key {sim.keys[1]!r}")
+        self.stdout.write(
+            f"  valid keys:         User Key {sim.keys[0]!r}, Secret Key {sim.keys[1]!r} (Administrator)"
+        )
+        for access, secret in ROLE_KEYS.values():
+            user = sim.user(access)
+            sees = "All Assets" if user.view_tags is None else "assets tagged Location: Dallas only"
+            self.stdout.write(
+                f"  {ROLE_NAMES[user.permissions] + ' keys:':<20}User Key {access!r}, Secret Key {secret!r} ({sees})"
+            )
         self.stdout.write(
             f"  refused with 403:   User Key {sim.forbidden_keys[0]!r}, Secret Key {sim.forbidden_keys[1]!r}"
         )
