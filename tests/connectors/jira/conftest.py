@@ -1,0 +1,1 @@
+from tests.jira_fixtures import *  # noqa: F403
