@@ -14,7 +14,7 @@ from accounts.models import record
 from accounts.permissions import admin_required
 
 from .connectors import CONNECTORS, connectors_by_category
-from .forms import TOKEN_HELP, IntegrationForm
+from .forms import IntegrationForm
 from .models import SECRET_FIELDS, Integration
 from .services import UNDECRYPTABLE, remember_result, same_api_url, test_connection
 
@@ -94,9 +94,8 @@ def activate_connector(request, slug: str):
             connector=slug, name=name, is_active=True, api_url=spec.default_api_url, updated_by=request.user
         )
         record(request.user, "integration.activated", integration, request)
-        messages.info(
-            request, f"{spec.label} activated. Enter the User Key and Secret Key, then Test Connection."
-        )
+        keys = " and ".join(field.label for field in spec.credential_fields)
+        messages.info(request, f"{spec.label} activated. Enter the {keys}, then Test Connection.")
         target = f"{reverse('integrations:scanners')}?tab={spec.category}&open={integration.pk}"
     return HttpResponseClientRedirect(target) if request.htmx else redirect(target)
 
@@ -140,7 +139,12 @@ def connection_settings(request, pk: int | None = None, slug: str | None = None)
             response["HX-Retarget"] = "#test-result"
             response["HX-Reswap"] = "innerHTML"
             return response
-    context = {"form": form, "integration": integration, "result": result, "token_help": TOKEN_HELP}
+    context = {
+        "form": form,
+        "integration": integration,
+        "result": result,
+        "token_help": integration.spec.token_help,
+    }
     if request.htmx:
         return render(request, "integrations/partials/_settings_drawer.html", context)
     return render(request, "integrations/settings.html", context)

@@ -1,6 +1,6 @@
-"""Import a `.nessus` stream into a project (DESIGN §4, steps 3–6).
+"""Import a stream of hosts (from a connector or a `.nessus` upload) into a project (DESIGN §4, steps 3–6).
 
-The parser turns the stream into batches of rows; a merger applies each batch inside ONE transaction with
+The hosts become batches of rows; a merger applies each batch inside ONE transaction with
 set-based SQL as it arrives (new findings inserted, fixed ones seen again reopened, changed ones updated;
 unchanged ones never rewritten), and at the end closes the findings of the hosts the run covered that it did
 not see (an anti-join). Triage is never touched. Any failure rolls the whole import back.
@@ -19,18 +19,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import IO
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from integrations.connectors.tenable_io.nessus import (
-    PLUGIN_OUTPUT_MAX,
-    TRUNCATED_MARKER,
-    NessusHost,
-    NessusItem,
-    iter_hosts,
-)
+from integrations.formats.records import PLUGIN_OUTPUT_MAX, TRUNCATED_MARKER, FindingRecord, HostRecord
 
 from .choices import shift_severity
 from .models import Asset, Finding, FindingEvent, Plugin, Project, RunAsset, ScanRun
@@ -127,7 +120,7 @@ class AssetIndex:
             elif current == identity:
                 del self.by_key[key]
 
-    def resolve(self, host: NessusHost) -> str:
+    def resolve(self, host: HostRecord) -> str:
         """The identity of `host`'s asset, new or existing. Fills in the asset's known uuid if the host lacks one."""
         host_uuid = (host.host_uuid or "").lower()
         keys = self._keys(host.fqdn, host.netbios, host.ip, host.name)
@@ -180,19 +173,19 @@ class Batch:
     """Rows of up to BATCH_ROWS findings with the hosts and the new plugins they mention."""
 
     rows: list[tuple]
-    hosts: dict[str, tuple[NessusHost, int]]
-    plugins: list[NessusItem]
+    hosts: dict[str, tuple[HostRecord, int]]
+    plugins: list[FindingRecord]
 
 
-def import_nessus(
+def import_hosts(
     run: ScanRun,
-    source: IO[bytes] | str,
+    hosts_in: Iterable[HostRecord],
     *,
     severity_shift: int = 0,
     on_progress: Callable[[int, int], None] | None = None,
     on_merged: Callable[[ImportCounts], None] | None = None,
 ) -> ImportCounts:
-    """Stream-parse `source` and merge its findings into `run.project`. Returns the counts.
+    """Merge the findings of `hosts_in` (read lazily, host by host) into `run.project`. Returns the counts.
 
     `on_merged(counts)` runs inside the import transaction, so finishing the run commits with the findings or
     not at all.
@@ -202,7 +195,7 @@ def import_nessus(
     threaded = connection.vendor == "postgresql" and not connection.in_atomic_block
     runner = _ThreadedRunner(merger) if threaded else _InlineRunner(merger)
     try:
-        for batch, items, hosts in _batches(run.project, iter_hosts(source), severity_shift):
+        for batch, items, hosts in _batches(run.project, hosts_in, severity_shift):
             runner.submit(batch)
             if on_progress:
                 on_progress(items, hosts)
@@ -213,7 +206,7 @@ def import_nessus(
     return counts
 
 
-def _batches(project: Project, hosts_in: Iterable[NessusHost], shift: int):
+def _batches(project: Project, hosts_in: Iterable[HostRecord], shift: int):
     """Yield (batch, items so far, hosts so far): rows ready for the merger, each finding once per host.
 
     An item repeated on one host (same plugin, port and protocol) is one finding that keeps every distinct
@@ -591,7 +584,7 @@ def _record_events(run: ScanRun, now) -> None:
     )
 
 
-def _upsert_plugins(items: Iterable[NessusItem]) -> None:
+def _upsert_plugins(items: Iterable[FindingRecord]) -> None:
     """Store each vulnerability definition once; the latest scan's text wins."""
     Plugin.objects.bulk_create(
         [
@@ -643,7 +636,7 @@ def _upsert_plugins(items: Iterable[NessusItem]) -> None:
 
 
 def _upsert_assets(
-    project: Project, run: ScanRun, hosts: dict[str, tuple[NessusHost, int]], now
+    project: Project, run: ScanRun, hosts: dict[str, tuple[HostRecord, int]], now
 ) -> dict[str, int]:
     """Create or refresh the covered hosts' assets; returns identity → asset id. Leaves last_seen for the closure."""
     Asset.objects.bulk_create(

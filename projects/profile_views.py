@@ -21,7 +21,6 @@ from django_htmx.http import trigger_client_event
 
 from integrations.connectors import connectors_by_category
 from integrations.models import Integration
-from integrations.services import NO_SCANS_RESOLUTION
 
 from .forms import ScannerProfileForm
 from .models import Project, ScannerProfile
@@ -184,7 +183,7 @@ def _drawer(request, project: Project, profile: ScannerProfile):
         "read_only": read_only,
         "scan_error": scan_error,
         "no_scans": scans is not None and not listed,
-        "no_scans_resolution": NO_SCANS_RESOLUTION,
+        "no_scans_resolution": integration.spec.no_scans_resolution,
         "searchable": len(listed) > SEARCH_THRESHOLD,
         "action": _drawer_url(project, profile),
         **_summary_context(integration, selected),

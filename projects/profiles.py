@@ -22,7 +22,7 @@ from django.views.decorators.debug import sensitive_variables
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from accounts.models import record
-from integrations.connectors.tenable_io.errors import TenableError
+from integrations.connectors import Connector, ConnectorError
 from integrations.models import Integration
 from integrations.services import CredentialsUnavailable, open_connector
 
@@ -70,20 +70,17 @@ def _cache_key(integration: Integration, *parts: object) -> str:
     return ":".join(["tenable", str(integration.pk), str(stamp), *map(str, parts)])
 
 
-def _ask(integration: Integration, call: Callable[[Any], Any]) -> Any:
+def _ask(integration: Integration, call: Callable[[Connector], Any]) -> Any:
     try:
         connector = open_connector(integration, interactive=True)
     except CredentialsUnavailable as exc:
         raise ScansUnavailable(exc.message) from None
     try:
-        return call(connector)
-    except TenableError as exc:
+        with connector:
+            return call(connector)
+    except ConnectorError as exc:
         log.info("Tenable.io call for connection %s failed: %s", integration.pk, exc.kind)
         raise ScansUnavailable(exc.message, exc.kind) from None
-    finally:
-        client = getattr(connector, "client", None)
-        if client is not None and hasattr(client, "close"):
-            client.close()
 
 
 def list_scans(integration: Integration):
@@ -94,7 +91,7 @@ def list_scans(integration: Integration):
     key = _cache_key(integration, "scans")
     scans = cache.get(key)
     if scans is None:
-        scans = _ask(integration, lambda connector: connector.list_scans())
+        scans = _ask(integration, lambda connector: connector.list_sources())
         cache.set(key, scans, CACHE_SECONDS)
         _remember_presence(integration, {scan.id for scan in visible_scans(scans)})
     return scans
@@ -106,7 +103,7 @@ def describe_scan(integration: Integration, scan_id: int):
     details = cache.get(key)
     if details is None:
         try:
-            details = _ask(integration, lambda connector: connector.describe_scan(scan_id))
+            details = _ask(integration, lambda connector: connector.describe_source(scan_id))
         except ScansUnavailable as exc:
             if exc.kind == "not_found":
                 ScannerProfile.objects.filter(integration=integration, scan_id=scan_id).update(

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from accounts.models import record
-from integrations.connectors.tenable_io import nessus
+from integrations.formats import nessus
 
 from .choices import RunStatus, Severity, Trigger
 from .models import ScanRun

@@ -22,12 +22,13 @@ from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from accounts.models import record
-from integrations.connectors.tenable_io.errors import TenableError
-from integrations.connectors.tenable_io.nessus import NessusParseError
+from integrations.connectors import Connector, ConnectorError
+from integrations.formats import nessus
+from integrations.formats.records import FormatError
 from integrations.services import CredentialsUnavailable, open_connector
 
 from .choices import ACTIVE_RUN_STATUSES, RunStatus, Trigger
-from .importer import ImportCounts, import_nessus
+from .importer import ImportCounts, import_hosts
 from .models import ScannerProfile, ScanRun
 
 log = logging.getLogger(__name__)
@@ -201,11 +202,11 @@ def execute_run(run_id: int, *, redelivered: bool = False) -> None:
             error=f"The run took longer than its {minutes}-minute limit and was stopped; nothing was imported. "
             "Very large scans may need a higher CELERY_TASK_SOFT_TIME_LIMIT.",
         )
-    except TenableError as exc:
+    except ConnectorError as exc:
         _fail_or_retry(run, exc.message, permanent=exc.permanent, retry_after=exc.retry_after)
     except CredentialsUnavailable as exc:
         _finish(run.pk, RunStatus.FAILED, error=exc.message)
-    except NessusParseError as exc:
+    except FormatError as exc:
         _finish(run.pk, RunStatus.FAILED, error=f"{exc.message} Nothing was imported from this run.")
     except Exception:
         log.exception("Run %s failed unexpectedly", run.pk)
@@ -218,12 +219,17 @@ def execute_run(run_id: int, *, redelivered: bool = False) -> None:
 
 def _pipeline(run: ScanRun) -> None:
     profile = run.profile
-    connector = open_connector(profile.integration, budget=300.0)
+    with open_connector(profile.integration, budget=300.0) as connector:
+        _pipeline_with(run, connector)
+
+
+def _pipeline_with(run: ScanRun, connector: Connector) -> None:
+    profile = run.profile
     scan_id = profile.scan_id
     run_uuid = ""
     if profile.start_scan:
         _set(run, RunStatus.LAUNCHING, "Launching the Tenable.io scan")
-        run_uuid = run.tenable_run_uuid or connector.start_scan(scan_id)
+        run_uuid = run.tenable_run_uuid or connector.launch(scan_id)
         ScanRun.objects.filter(pk=run.pk).update(tenable_run_uuid=run_uuid)
         _set(run, RunStatus.WAITING, "Waiting for the Tenable.io scan to finish")
         status = _wait_for_scan(run, connector, scan_id)
@@ -235,7 +241,7 @@ def _pipeline(run: ScanRun) -> None:
                 error=f"The Tenable.io scan ended as “{status}”, so there is nothing complete to import. Check the scan in Tenable.io and run again.",
             )
             return
-    details = connector.describe_scan(scan_id)
+    details = connector.describe_source(scan_id)
     entry = _choose_history(details.history, run_uuid)
     if entry is None:
         _finish(
@@ -270,11 +276,13 @@ def _pipeline(run: ScanRun) -> None:
         )
         return
     _set(run, RunStatus.EXPORTING, "Exporting the results from Tenable.io")
-    with connector.open_run(scan_id, entry.history_id, deadline=settings.TENABLE_EXPORT_DEADLINE) as stream:
+    with connector.open_findings(
+        scan_id, entry.history_id, deadline=settings.TENABLE_EXPORT_DEADLINE
+    ) as hosts:
         _set(run, RunStatus.IMPORTING, "Importing findings")
-        import_nessus(
+        import_hosts(
             run,
-            stream,
+            hosts,
             severity_shift=profile.severity_shift,
             on_progress=partial(_progress, run.pk),
             on_merged=partial(_succeed, run),
@@ -285,12 +293,17 @@ def import_upload(run: ScanRun, path: str) -> None:
     """Import an uploaded `.nessus` file through the same importer (no Tenable calls, no severity shift)."""
     _set(run, RunStatus.IMPORTING, "Importing the uploaded file")
     try:
-        import_nessus(run, path, on_progress=partial(_progress, run.pk), on_merged=partial(_succeed, run))
-    except NessusParseError as exc:
+        import_hosts(
+            run,
+            nessus.iter_hosts(path),
+            on_progress=partial(_progress, run.pk),
+            on_merged=partial(_succeed, run),
+        )
+    except FormatError as exc:
         _finish(run.pk, RunStatus.FAILED, error=f"{exc.message} Nothing was imported.")
 
 
-def _wait_for_scan(run: ScanRun, connector, scan_id) -> str:
+def _wait_for_scan(run: ScanRun, connector: Connector, scan_id) -> str:
     """Poll the cheap latest-status call with backoff until the scan ends or the deadline passes."""
     deadline = time.monotonic() + settings.TENABLE_SCAN_WAIT_SECONDS
     delay = settings.TENABLE_POLL_INITIAL
@@ -301,7 +314,7 @@ def _wait_for_scan(run: ScanRun, connector, scan_id) -> str:
             return status
         _check_canceled(run.pk)
         if time.monotonic() + delay > deadline:
-            raise TenableError(
+            raise ConnectorError(
                 f"The Tenable.io scan was still “{status}” after {settings.TENABLE_SCAN_WAIT_SECONDS // 60} minutes; "
                 "the next run will pick up its results.",
                 kind="timeout",

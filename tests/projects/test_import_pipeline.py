@@ -460,7 +460,7 @@ def test_soft_time_limit_fails_the_run_and_imports_nothing(sim, profile, monkeyp
     def too_slow(*args, **kwargs):
         raise SoftTimeLimitExceeded()
 
-    monkeypatch.setattr("projects.runs.import_nessus", too_slow)
+    monkeypatch.setattr("projects.runs.import_hosts", too_slow)
     run = _run(profile)
     assert run.status == RunStatus.FAILED and "longer than its" in run.error and not Finding.objects.exists()
 

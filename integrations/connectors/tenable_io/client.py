@@ -18,7 +18,6 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC
 from typing import IO, Any
 from urllib.parse import quote, urlsplit
@@ -40,6 +39,16 @@ from urllib3.exceptions import (
 from urllib3.exceptions import SSLError as Urllib3SSLError
 from urllib3.util.retry import Retry
 
+from ..base import (
+    AgentGroup,
+    ConnectionInfo,
+    Folder,
+    HistoryEntry,
+    ScanDetails,
+    ScanSummary,
+    Schedule,
+    SourceList,
+)
 from . import errors as say
 from .errors import TenableError
 
@@ -60,117 +69,6 @@ DOWNLOAD_TOO_LARGE = (
 )
 _OPTIONAL_KINDS = ("forbidden", "not_found", "bad_response")  # failures that only cost a detail
 _KEY_CHARS = re.compile(r"[\x21-\x3a\x3c-\x7e]+")  # printable ASCII except ';' (it would split the header)
-
-
-# ---------------------------------------------------------------------------------------------------
-# What the calls return
-# ---------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionInfo:
-    """Who the keys belong to and how many scans they can see."""
-
-    username: str | None
-    container: str | None
-    scan_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class Folder:
-    """A Tenable scan folder (`type` is main, trash or custom)."""
-
-    id: int
-    name: str
-    type: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ScanSummary:
-    """One item of `GET /scans`; `uuid` is the latest run's uuid (None when never run)."""
-
-    id: int
-    schedule_uuid: str | None
-    uuid: str | None
-    name: str
-    status: str
-    type: str | None
-    folder_id: int | None
-    owner: str | None
-    enabled: bool
-    control: bool
-    last_modification_date: int | None
-    rrules: str | None
-    starttime: str | None
-    timezone: str | None
-    policy_id: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class ScanList:
-    """Folders and scans visible to the keys."""
-
-    folders: list[Folder]
-    scans: list[ScanSummary]
-
-    def visible(self) -> list[ScanSummary]:
-        """Scans outside the trash folder: what Bind to lists and Test Connection counts (one rule for both).
-
-        A scan in Tenable's trash is a deleted scan to our users; a scan of unknown folder is shown.
-        """
-        trash = {folder.id for folder in self.folders if folder.type == "trash"}
-        return [scan for scan in self.scans if scan.folder_id not in trash]
-
-
-@dataclass(frozen=True, slots=True)
-class AgentGroup:
-    """An agent group targeted by an agent scan."""
-
-    name: str
-    agents_count: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class Schedule:
-    """A scan's schedule as Tenable stores it (an iCalendar RRULE plus start time and zone)."""
-
-    enabled: bool
-    rrules: str | None
-    starttime: str | None
-    timezone: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    """One run of a scan; archived runs (older than 35 days) still export."""
-
-    history_id: int
-    uuid: str
-    status: str
-    creation_date: int | None
-    last_modification_date: int | None
-    is_archived: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ScanDetails:
-    """What the Bind to drawer shows about a scan, plus its run history (newest first)."""
-
-    id: int
-    name: str
-    status: str
-    policy: str | None
-    scanner: str | None
-    targets: list[str]
-    tags: list[str]
-    agent_groups: list[AgentGroup]
-    schedule: Schedule | None
-    host_count: int | None
-    scan_type: str | None
-    history: list[HistoryEntry]
-    schedule_uuid: str | None
-    last_run_uuid: str | None
-    folder_id: int | None = None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -371,7 +269,7 @@ class TenableClient:
             container = _str_or_none(session.get("container_name"))
         return ConnectionInfo(username=username, container=container, scan_count=len(scans))
 
-    def list_scans(self) -> ScanList:
+    def list_scans(self) -> SourceList:
         """All scans and folders the keys can see, each scan with its folder where Tenable says so plausibly."""
         data = self._json("GET", "/scans")
         folders = [
@@ -385,7 +283,7 @@ class TenableClient:
             listed = {n for item in items if (n := _int_or_none(item.get("id"))) is not None}
             membership = self._folder_membership(folders, listed)
         scans = [_scan_summary(item, membership) for item in items]
-        return ScanList(folders=folders, scans=scans)
+        return SourceList(folders=folders, scans=scans)
 
     def _folder_membership(self, folders: list[Folder], listed: set[int]) -> dict[int, int]:
         """Each scan's folder, asked folder by folder (list items carry no folder_id).

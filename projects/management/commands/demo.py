@@ -57,7 +57,8 @@ class Command(BaseCommand):
             defaults={"description": "Findings imported from the Tenable.io simulator.", "created_by": admin},
         )
         Membership.objects.get_or_create(project=project, user=admin)
-        scans = open_connector(integration).list_scans().scans
+        with open_connector(integration) as connector:
+            scans = connector.list_sources().scans
         scan = next((s for s in scans if s.status == "completed" and s.type != "agent"), scans[0])
         profile, created = ScannerProfile.objects.get_or_create(
             project=project,

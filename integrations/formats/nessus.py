@@ -1,4 +1,4 @@
-"""Streaming parser for `.nessus` v2 exports: one `NessusHost` at a time, in flat memory, DTDs refused.
+"""Streaming parser for `.nessus` v2 exports: one `HostRecord` at a time, in flat memory, DTDs refused.
 
 Works on a path or any binary stream (a file upload, or the HTTP download from the client). The caller
 must stage what it reads and commit only when the iteration ends cleanly: a later error can follow
@@ -10,25 +10,27 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from os import PathLike
 from typing import IO, Any
 
 from lxml import etree
 
+from .records import (
+    LIST_MAX,
+    NAME_MAX,
+    PLUGIN_NAME_MAX,
+    PLUGIN_OUTPUT_MAX,
+    TEXT_MAX,
+    TRUNCATED_MARKER,
+    URL_MAX,
+    FindingRecord,
+    FormatError,
+    HostRecord,
+)
+
 ROOT_TAG = "NessusClientData_v2"
 PEEK_BYTES = 64 * 1024
-
-# Field caps, so a hostile or huge export can never overflow a database column (RELIABILITY.md P6).
-# Text beyond a cap is cut and ends with TRUNCATED_MARKER; names and identifiers are cut silently.
-TRUNCATED_MARKER = "\n[truncated]"
-PLUGIN_OUTPUT_MAX = 1_000_000  # plugin_output
-TEXT_MAX = 100_000  # synopsis, description, solution
-PLUGIN_NAME_MAX = 500  # plugin_name, os, mac (may list several, one per line)
-NAME_MAX = 255  # host name/ip/fqdn/netbios/uuid, plugin_family, service, protocol, vectors, cve/cwe
-URL_MAX = 2_000  # each see_also entry
-LIST_MAX = 1_000  # entries in cves, cwes, see_also
 
 _PARSER_OPTIONS = dict(
     resolve_entities=False,
@@ -78,65 +80,13 @@ _DECLARED = re.compile(r"""\s*<\?xml\s[^>]*?encoding\s*=\s*["']([A-Za-z][\w.:-]*
 _HOST_TIME = "%a %b %d %H:%M:%S %Y"
 
 
-class NessusParseError(ValueError):
+class NessusParseError(FormatError):
     """The file is not a usable `.nessus` v2 export; `message` says why, `line`/`column` say where."""
-
-    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.line = line
-        self.column = column
-
-
-@dataclass(slots=True)
-class NessusItem:
-    """One ReportItem: a plugin's finding on a port of a host, normalised and capped."""
-
-    plugin_id: int
-    plugin_name: str
-    plugin_family: str
-    severity: int
-    port: int
-    protocol: str
-    service: str
-    synopsis: str | None
-    description: str | None
-    solution: str | None
-    plugin_output: str | None
-    risk_factor: str
-    cvss_base_score: float | None
-    cvss_vector: str | None
-    cvss3_base_score: float | None
-    cvss3_vector: str | None
-    cves: list[str] = field(default_factory=list)
-    cwes: list[str] = field(default_factory=list)
-    see_also: list[str] = field(default_factory=list)
-    vpr_score: float | None = None
-    epss_score: float | None = None
-    publication_date: date | None = None
-    patch_date: date | None = None
-    exploit_available: bool | None = None
-
-
-@dataclass(slots=True)
-class NessusHost:
-    """One ReportHost with its properties and all of its items."""
-
-    name: str
-    ip: str | None
-    fqdn: str | None
-    netbios: str | None
-    os: str | None
-    mac: str | None
-    host_uuid: str | None
-    start: datetime | None
-    end: datetime | None
-    items: list[NessusItem] = field(default_factory=list)
 
 
 def iter_hosts(
     source: str | PathLike[str] | IO[bytes], *, on_report: Callable[[str], Any] | None = None
-) -> Iterator[NessusHost]:
+) -> Iterator[HostRecord]:
     """Yield each host of a `.nessus` v2 file; raises `NessusParseError` on anything that is not one.
 
     `on_report(name)` is called with the Report's name when it starts.
@@ -275,7 +225,7 @@ def _wrong_root(name: str, line: int | None = None, column: int | None = None) -
     )
 
 
-def _parse(stream: IO[bytes], on_report: Callable[[str], Any] | None) -> Iterator[NessusHost]:
+def _parse(stream: IO[bytes], on_report: Callable[[str], Any] | None) -> Iterator[HostRecord]:
     head = _peek(stream)
     check_head(head)
     # End events only, and only for these tags: half the events of start+end, the parser's main cost.
@@ -286,7 +236,7 @@ def _parse(stream: IO[bytes], on_report: Callable[[str], Any] | None) -> Iterato
         **_PARSER_OPTIONS,
     )
     properties: dict[str, str] = {}
-    items: list[NessusItem] = []
+    items: list[FindingRecord] = []
     report = None
     checked = False
     try:
@@ -337,9 +287,9 @@ def _parse(stream: IO[bytes], on_report: Callable[[str], Any] | None) -> Iterato
         _wrong_root(str(root.tag) if root is not None else "?")
 
 
-def _host(name: str | None, props: dict[str, str], items: list[NessusItem]) -> NessusHost:
+def _host(name: str | None, props: dict[str, str], items: list[FindingRecord]) -> HostRecord:
     get = props.get
-    return NessusHost(
+    return HostRecord(
         name=_name(name, NAME_MAX) or "",
         ip=_name(get("host-ip"), NAME_MAX),
         fqdn=_name(get("host-fqdn") or get("hostname"), NAME_MAX),
@@ -353,7 +303,7 @@ def _host(name: str | None, props: dict[str, str], items: list[NessusItem]) -> N
     )
 
 
-def _item(elem: Any) -> NessusItem:
+def _item(elem: Any) -> FindingRecord:
     attr = elem.get
     fields: dict[str, str | None] = {}
     cves: list[str] = []
@@ -387,7 +337,7 @@ def _item(elem: Any) -> NessusItem:
         if len(output) > PLUGIN_OUTPUT_MAX:
             output = output[: PLUGIN_OUTPUT_MAX - len(TRUNCATED_MARKER)] + TRUNCATED_MARKER
     exploit = get("exploit_available")
-    return NessusItem(
+    return FindingRecord(
         plugin_id=_int(attr("pluginID")),
         plugin_name=_name(attr("pluginName") or get("plugin_name"), PLUGIN_NAME_MAX) or "",
         plugin_family=_name(attr("pluginFamily"), NAME_MAX) or "",

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from integrations.connectors.tenable_io.errors import TenableError
-from integrations.connectors.tenable_io.nessus import (
+from integrations.connectors.base import ConnectorError
+from integrations.formats.nessus import (
     CSV_NOT_SUPPORTED,
     NAME_MAX,
     PLUGIN_NAME_MAX,
@@ -252,7 +252,7 @@ def test_a_dtd_behind_a_declared_encoding_is_refused():
 
 def test_a_dtd_the_prolog_check_missed_is_still_refused_while_parsing(monkeypatch):
     # Defence in depth: whatever the encoding, a DOCTYPE seen by the parser stops the file before any host.
-    monkeypatch.setattr("integrations.connectors.tenable_io.nessus.check_head", lambda head: None)
+    monkeypatch.setattr("integrations.formats.nessus.check_head", lambda head: None)
     for data in (ENTITY_DOC.encode(), b'<!DOCTYPE NessusClientData_v2 SYSTEM "x.dtd"><NessusClientData_v2/>'):
         with pytest.raises(NessusParseError) as caught:
             parse(data)
@@ -302,9 +302,9 @@ def test_errors_from_the_stream_pass_through_unchanged():
             self.calls += 1
             if self.calls == 1:
                 return doc("<synopsis>s</synopsis>")[:200]
-            raise TenableError("cut", kind="truncated", permanent=False)
+            raise ConnectorError("cut", kind="truncated", permanent=False)
 
-    with pytest.raises(TenableError, match="cut"):
+    with pytest.raises(ConnectorError, match="cut"):
         list(iter_hosts(Cut()))
 
 
