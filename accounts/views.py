@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from celery import current_app
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
@@ -62,10 +63,8 @@ def _check_database() -> str:
 
 
 def _check_broker() -> str:
-    from config.celery import app
-
     try:
-        with app.connection_for_write() as conn:
+        with current_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=3)
         return "ok"
     except Exception:

@@ -12,11 +12,11 @@ from accounts.permissions import deny
 from integrations.models import Integration
 
 from .choices import SEVERITY_BADGE, Severity
-from .findings import needs_attention_q
+from .findings.overview import project_overview
 from .forms import MembershipForm, MembershipRoleForm, ProjectDeleteForm, ProjectForm
-from .models import Finding, Membership, ScannerProfile
+from .models import Finding, FindingQuerySet, Membership, ScannerProfile
 from .permissions import get_project, visible_projects
-from .profiles import delete_schedule
+from .profiles.schedules import delete_schedule
 
 
 @require_GET
@@ -28,14 +28,14 @@ def dashboard(request):
         "projects": projects[:8],
         "project_count": projects.count(),
         "integrations": integrations,
-        "open_findings": Finding.objects.filter(needs_attention_q(), project__in=projects).count(),
+        "open_findings": Finding.objects.filter(project__in=projects).needs_attention().count(),
     }
     return render(request, "projects/dashboard.html", context)
 
 
 def with_finding_counts(projects):
     """Open findings per effective severity and the number of scanner profiles, in the one list query."""
-    is_open = needs_attention_q(prefix="findings__")
+    is_open = FindingQuerySet.needs_attention_q(prefix="findings__")
     by_severity = {
         f"open_{SEVERITY_BADGE[value]}": Count(
             "findings", filter=is_open & Q(findings__effective_severity=value)
@@ -88,8 +88,6 @@ def project_create(request):
 @require_GET
 def project_detail(request, pk: int):
     """The project's overview: open findings by severity, the last run's changes, the trend, profiles, hosts."""
-    from .findings import project_overview  # local import: this module's imports belong to another area
-
     project = get_project(request, pk)
     return render(request, "projects/detail.html", {"project": project, **project_overview(project)})
 

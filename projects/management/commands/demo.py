@@ -12,7 +12,7 @@ from accounts.models import User, record
 from integrations.models import Integration
 from integrations.services import open_connector, remember_result, test_connection
 from projects.models import Membership, Project, ScannerProfile
-from projects.runs import RunRefused, request_run
+from projects.runs.services import RunRefused, request_run
 
 
 class Command(BaseCommand):

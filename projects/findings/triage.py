@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from accounts.models import record
 
-from .choices import Triage
-from .models import Finding, FindingEvent
+from ..choices import Triage
+from ..models import Finding, FindingEvent
 
 BULK_LIMIT = 500  # ids per bulk action: one page of selections, with room to spare
 EXPIRY_BATCH = 500

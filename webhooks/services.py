@@ -3,8 +3,8 @@
 Every event is a `WebhookDelivery` row written in the same transaction that finishes the run (the outbox), so
 an event exists exactly when the run's completion committed. A task sends it after the commit; the sweeper
 re-enqueues rows whose message was lost. Workers claim a row with a conditional update before sending, so a
-duplicate message does nothing. Signing follows Standard Webhooks (`webhook_signing`), destinations are
-checked again at send time (`webhook_destinations`). RELIABILITY §1.4, §2.6 H1–H9.
+duplicate message does nothing. Signing follows Standard Webhooks (`outbound.signing`), destinations are
+checked again at send time (`outbound.destinations`). RELIABILITY §1.4, §2.6 H1–H9.
 """
 
 from __future__ import annotations
@@ -15,21 +15,21 @@ import random
 import time
 from datetime import datetime, timedelta
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
-from django.db.models.signals import pre_save
-from django.dispatch import receiver
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import record
+from outbound.destinations import DeliveryResult, RestrictedDestination, deliver
+from outbound.signing import generate_secret, headers, new_message_id
+from projects.choices import RunStatus
+from projects.models import ScannerProfile, ScanRun
+from projects.profiles.services import SECRET_ROTATION_GRACE
 
-from .choices import RunStatus
-from .models import ScannerProfile, ScanRun, WebhookAttempt, WebhookDelivery
-from .profiles import SECRET_ROTATION_GRACE
-from .webhook_destinations import DeliveryResult, RestrictedDestination, deliver
-from .webhook_signing import generate_secret, headers, new_message_id
+from .models import WebhookAttempt, WebhookDelivery
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ RETRY_SCHEDULE = [5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 14 * 3600, 
 # The sweeper leaves freshly due rows to the message already on its way for this long.
 SWEEP_GRACE = timedelta(seconds=30)
 USER_AGENT = "TenableConsole-Webhooks/1"
+# The task's name as queued messages, routes and beat know it (it was first defined in projects.webhook_tasks).
+DELIVER_TASK = "projects.webhook_tasks.deliver_webhook"
 Status = WebhookDelivery.Status
 
 
@@ -158,10 +160,9 @@ def enqueue(delivery_id: int) -> None:
 
 
 def _publish(delivery_id: int) -> None:
-    from .webhook_tasks import deliver_webhook
-
     try:
-        deliver_webhook.apply_async(args=[delivery_id], retry=False)
+        # By name: the task module imports this one, not the other way round.
+        current_app.tasks[DELIVER_TASK].apply_async(args=[delivery_id], retry=False)
     except Exception:
         log.warning("Could not queue webhook delivery %s; the sweeper will retry", delivery_id, exc_info=True)
 
@@ -366,17 +367,3 @@ def enable(profile: ScannerProfile, user, request=None) -> None:
     ScannerProfile.objects.filter(pk=profile.pk).update(webhook_disabled_reason="")
     profile.webhook_disabled_reason = ""
     record(user, "webhook.enabled", profile, request)
-
-
-@receiver(pre_save, sender=ScannerProfile, dispatch_uid="projects.webhook_reenable_on_save")
-def _reenable_on_save(sender, instance: ScannerProfile, update_fields=None, raw=False, **kwargs) -> None:
-    """Saving the profile with its webhook URL (new or the same) turns a 410-disabled webhook back on."""
-    # Partial saves (update_fields) are other code's bookkeeping, not someone saving the profile.
-    if raw or update_fields is not None or not instance.pk:
-        return
-    if not instance.webhook_url or not instance.webhook_disabled_reason:
-        return
-    stored = ScannerProfile.objects.filter(pk=instance.pk).values("webhook_disabled_reason").first()
-    # Only when this save is not itself what sets the reason.
-    if stored and stored["webhook_disabled_reason"] == instance.webhook_disabled_reason:
-        instance.webhook_disabled_reason = ""

@@ -25,10 +25,11 @@ from django.utils import timezone
 
 from integrations.formats.records import PLUGIN_OUTPUT_MAX, TRUNCATED_MARKER, FindingRecord, HostRecord
 
-from .choices import shift_severity
-from .models import Asset, Finding, FindingEvent, Plugin, Project, RunAsset, ScanRun
+from ..choices import OPEN_FINDING_STATES, FindingState, Triage, shift_severity
+from ..models import Asset, Finding, FindingEvent, Plugin, Project, RunAsset, ScanRun
 
 BATCH_ROWS = 20_000
+OPEN_STATES = [state.value for state in OPEN_FINDING_STATES]  # as SQL parameters
 BATCH_COLUMNS = (
     "fingerprint",
     "asset_id",
@@ -362,10 +363,19 @@ class Merger:
                         service, severity, effective_severity, plugin_output, state, triage, triage_reason,
                         first_seen, last_seen, first_run_id, last_run_id)
                     SELECT %s, %s, s.asset_id, s.plugin_id, s.fingerprint, s.port, s.protocol, s.service, s.severity,
-                           s.effective_severity, s.plugin_output, 'open', '', '', %s, %s, %s, %s
+                           s.effective_severity, s.plugin_output, %s, %s, '', %s, %s, %s, %s
                     FROM {BATCH_TABLE} s WHERE 1 = 1
                     ON CONFLICT (project_id, fingerprint) DO NOTHING""",
-                [project_id, self.profile.pk if self.profile else None, self.ts, self.ts, run_id, run_id],
+                [
+                    project_id,
+                    self.profile.pk if self.profile else None,
+                    FindingState.OPEN.value,
+                    Triage.NONE.value,
+                    self.ts,
+                    self.ts,
+                    run_id,
+                    run_id,
+                ],
             )
             self.counts.new += cursor.rowcount
 
@@ -373,13 +383,13 @@ class Merger:
         """Reopen fixed findings seen again; rewrite open ones only where severity, output or service changed."""
         # Reopened: fixed findings seen again.
         cursor.execute(
-            f"""UPDATE {t_finding} SET state = 'reopened', fixed_at = NULL, fixed_by_run_id = NULL,
+            f"""UPDATE {t_finding} SET state = %s, fixed_at = NULL, fixed_by_run_id = NULL,
                     last_run_id = %s, last_seen = %s, severity = s.severity,
                     effective_severity = s.effective_severity, plugin_output = s.plugin_output, service = s.service
                 FROM {BATCH_TABLE} s
                 WHERE {t_finding}.project_id = %s AND {t_finding}.fingerprint = s.fingerprint
-                  AND {t_finding}.state = 'fixed'""",
-            [run_id, self.ts, project_id],
+                  AND {t_finding}.state = %s""",
+            [FindingState.REOPENED.value, run_id, self.ts, project_id, FindingState.FIXED.value],
         )
         self.counts.reopened += cursor.rowcount
         # Still open: write only the rows whose severity, output or service changed.
@@ -388,10 +398,10 @@ class Merger:
                     plugin_output = s.plugin_output, service = s.service
                 FROM {BATCH_TABLE} s
                 WHERE {t_finding}.project_id = %s AND {t_finding}.fingerprint = s.fingerprint
-                  AND {t_finding}.state IN ('open', 'reopened') AND {t_finding}.last_run_id IS DISTINCT FROM %s
+                  AND {t_finding}.state IN (%s, %s) AND {t_finding}.last_run_id IS DISTINCT FROM %s
                   AND ({t_finding}.severity <> s.severity OR {t_finding}.effective_severity <> s.effective_severity
                        OR {t_finding}.plugin_output <> s.plugin_output OR {t_finding}.service <> s.service)""",
-            [project_id, run_id],
+            [project_id, *OPEN_STATES, run_id],
         )
 
     def _load(self, cursor, rows: list[tuple]) -> None:
@@ -422,12 +432,21 @@ class Merger:
                 cursor.execute("SET LOCAL enable_mergejoin = on")
             # Fixed: open findings of this profile on a host the run covered, absent from the run (anti-join).
             cursor.execute(
-                f"""UPDATE {t_finding} SET state = 'fixed', fixed_at = %s, fixed_by_run_id = %s, last_run_id = %s,
+                f"""UPDATE {t_finding} SET state = %s, fixed_at = %s, fixed_by_run_id = %s, last_run_id = %s,
                         last_seen = (SELECT a.last_seen FROM {t_asset} a WHERE a.id = {t_finding}.asset_id)
-                    WHERE project_id = %s AND {profile_match} AND state IN ('open', 'reopened')
+                    WHERE project_id = %s AND {profile_match} AND state IN (%s, %s)
                       AND asset_id IN (SELECT asset_id FROM {t_run_asset} WHERE run_id = %s)
                       AND NOT EXISTS (SELECT 1 FROM {SEEN_TABLE} s WHERE s.fingerprint = {t_finding}.fingerprint)""",
-                [self.ts, run_id, run_id, project_id, *([self.profile.pk] if self.profile else []), run_id],
+                [
+                    FindingState.FIXED.value,
+                    self.ts,
+                    run_id,
+                    run_id,
+                    project_id,
+                    *([self.profile.pk] if self.profile else []),
+                    *OPEN_STATES,
+                    run_id,
+                ],
             )
             counts.fixed = cursor.rowcount
             # The covered hosts were seen now (after the closure above read their previous last_seen).
@@ -560,9 +579,9 @@ class _ThreadedRunner:
 def _record_events(run: ScanRun, now) -> None:
     """History rows for the findings whose state this run changed (opening is implied by `first_run`)."""
     fixed = Finding.objects.filter(project=run.project, fixed_by_run=run).values_list("pk", flat=True)
-    reopened = Finding.objects.filter(project=run.project, last_run=run, state="reopened").values_list(
-        "pk", flat=True
-    )
+    reopened = Finding.objects.filter(
+        project=run.project, last_run=run, state=FindingState.REOPENED
+    ).values_list("pk", flat=True)
     FindingEvent.objects.bulk_create(
         [
             FindingEvent(

@@ -7,13 +7,12 @@ an invalid POST re-renders it with errors, a valid POST closes it (`closeDrawer`
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
@@ -22,27 +21,29 @@ from django_htmx.http import trigger_client_event
 from integrations.connectors import connectors_by_category
 from integrations.models import Integration
 
+from ..models import Project, ScannerProfile
+from ..permissions import get_project
 from .forms import ScannerProfileForm
-from .models import Project, ScannerProfile
-from .permissions import get_project
-from .profiles import (
-    TENABLE_STATUS_BADGE,
-    ScansUnavailable,
+from .schedules import next_run_at
+from .services import (
+    REVEAL_SESSION_KEY,
     delete_profile,
-    describe_scan,
-    describe_tenable_schedule,
-    epoch,
-    list_scans,
-    next_run_at,
     profiles_for_list,
     request_run_now,
     save_profile,
     verify_bindings,
+    webhook_destination,
+)
+from .sources import (
+    TENABLE_STATUS_BADGE,
+    ScansUnavailable,
+    describe_scan,
+    describe_tenable_schedule,
+    epoch,
+    list_scans,
     visible_scans,
 )
 
-# The session remembers only *which* profile's new secret to show on the next page, never the secret.
-REVEAL_SESSION_KEY = "reveal_webhook_secret"
 # Above this many scans, Bind to gets a search box.
 SEARCH_THRESHOLD = 15
 TARGETS_SHOWN = 40
@@ -168,7 +169,7 @@ def _drawer(request, project: Project, profile: ScannerProfile):
             field.disabled = True
         if profile.webhook_url:
             # A webhook URL may carry a token in its path: read-only users see where it goes, not the path.
-            form.initial["webhook_url"] = _destination_only(profile.webhook_url)
+            form.initial["webhook_url"] = webhook_destination(profile.webhook_url)
     if request.method == "POST" and form.is_valid():
         outcome = save_profile(form, request.user, request)
         run = request_run_now(outcome.profile, request.user, request) if outcome.profile.start_scan else None
@@ -191,11 +192,6 @@ def _drawer(request, project: Project, profile: ScannerProfile):
     if request.htmx:
         return render(request, "projects/partials/_profile_drawer.html", context)
     return render(request, "projects/profile.html", context)
-
-
-def _destination_only(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}/…"
 
 
 def _drawer_url(project: Project, profile: ScannerProfile) -> str:
@@ -321,13 +317,3 @@ def profile_delete(request, pk: int, profile_pk: int):
         response["HX-Reswap"] = "innerHTML"
         return _close_drawer(response)
     return redirect("projects:scanners", pk=project.pk)
-
-
-urlpatterns = [
-    path("<int:pk>/settings/scanners/", scanners, name="scanners"),
-    path("<int:pk>/settings/scanners/add/", add_scanner, name="add_scanner"),
-    path("<int:pk>/settings/scanners/new/", profile_new, name="profile_new"),
-    path("<int:pk>/settings/scanners/scan-summary/", scan_summary, name="scan_summary"),
-    path("<int:pk>/settings/scanners/<int:profile_pk>/", profile_edit, name="profile"),
-    path("<int:pk>/settings/scanners/<int:profile_pk>/delete/", profile_delete, name="profile_delete"),
-]

@@ -23,15 +23,17 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from accounts.models import AuditEvent
 from integrations.connectors.tenable_io.simulator import TenableSimulator
-from projects import runs, webhooks
+from outbound.signing import generate_secret, sign
 from projects.choices import RunStatus
-from projects.models import ScannerProfile, ScanRun, WebhookAttempt, WebhookDelivery
-from projects.runs import execute_run
-from projects.webhook_signing import generate_secret, sign
-from projects.webhook_tasks import deliver_webhook
-from projects.webhooks import claim, queue_event, queue_run_event, send_once, sweep
+from projects.models import ScannerProfile, ScanRun
+from projects.runs import services as runs
+from projects.runs.services import execute_run
 from tests.conftest import make_project
 from tests.integrations.conftest import make_integration
+from webhooks import services as webhooks
+from webhooks.models import WebhookAttempt, WebhookDelivery
+from webhooks.services import claim, queue_event, queue_run_event, send_once, sweep
+from webhooks.tasks import deliver_webhook
 
 pytestmark = pytest.mark.django_db
 Status = WebhookDelivery.Status
@@ -496,7 +498,7 @@ def test_h7_gone_disables_the_webhook_until_the_url_is_saved_again(profile, rece
 
     # No further sends: events are not queued, and one queued before is not sent.
     run = _run(profile)
-    runs._finish(run.pk, RunStatus.SUCCEEDED)
+    run.finish(RunStatus.SUCCEEDED)
     assert not WebhookDelivery.objects.filter(run=run).exists()
     send_once(waiting.pk)
     waiting.refresh_from_db()
@@ -511,7 +513,7 @@ def test_h7_gone_disables_the_webhook_until_the_url_is_saved_again(profile, rece
     profile.refresh_from_db()
     assert profile.webhook_disabled_reason == ""
     run = _run(profile, status=RunStatus.WAITING)
-    runs._finish(run.pk, RunStatus.FAILED, error="Tenable said no.")
+    run.finish(RunStatus.FAILED, error="Tenable said no.")
     assert WebhookDelivery.objects.filter(run=run, event="scan.failed").exists()
 
 
@@ -586,25 +588,25 @@ def test_completed_run_queues_one_event_with_the_full_payload(
 
 def test_failed_run_sends_scan_failed_and_canceled_run_sends_nothing(profile, no_publish):
     failed = _run(profile, status=RunStatus.WAITING)
-    runs._finish(failed.pk, RunStatus.FAILED, error="The Tenable.io scan ended as “aborted”.")
+    failed.finish(RunStatus.FAILED, error="The Tenable.io scan ended as “aborted”.")
     delivery = WebhookDelivery.objects.get(run=failed)
     assert delivery.event == "scan.failed"
     assert delivery.payload["run"]["error"] == "The Tenable.io scan ended as “aborted”."
-    runs._finish(failed.pk, RunStatus.FAILED, error="again")  # already finished: no second event
+    failed.finish(RunStatus.FAILED, error="again")  # already finished: no second event
     assert WebhookDelivery.objects.filter(run=failed).count() == 1
 
     canceled = _run(profile, status=RunStatus.IMPORTING)
     runs.cancel_run(canceled)
-    runs._finish(canceled.pk, RunStatus.SUCCEEDED)  # the worker finishing after the cancel changes nothing
+    canceled.finish(RunStatus.SUCCEEDED)  # the worker finishing after the cancel changes nothing
     assert not WebhookDelivery.objects.filter(run=canceled).exists()
 
 
 def test_no_event_without_a_webhook_url_or_for_uploads(profile, no_publish):
     ScannerProfile.objects.filter(pk=profile.pk).update(webhook_url="")
     run = _run(profile)
-    runs._finish(run.pk, RunStatus.SUCCEEDED)
+    run.finish(RunStatus.SUCCEEDED)
     upload = ScanRun.objects.create(project=profile.project, status=RunStatus.IMPORTING, trigger="upload")
-    runs._finish(upload.pk, RunStatus.SUCCEEDED)
+    upload.finish(RunStatus.SUCCEEDED)
     assert not WebhookDelivery.objects.exists()
     assert queue_run_event(run) is None
 
@@ -612,7 +614,7 @@ def test_no_event_without_a_webhook_url_or_for_uploads(profile, no_publish):
 def test_h9_event_exists_only_if_the_completion_commits(profile, no_publish):
     run = _run(profile)
     with pytest.raises(RuntimeError), transaction.atomic():
-        runs._finish(run.pk, RunStatus.SUCCEEDED, count_new=3)
+        run.finish(RunStatus.SUCCEEDED, count_new=3)
         assert WebhookDelivery.objects.filter(run=run).exists()  # written with the completion…
         raise RuntimeError("the import failed after finishing the run")
     run.refresh_from_db()
@@ -667,7 +669,7 @@ def test_a_dead_broker_does_not_break_the_run(profile, monkeypatch, django_captu
     monkeypatch.setattr(deliver_webhook, "apply_async", refuse)
     run = _run(profile)
     with django_capture_on_commit_callbacks(execute=True):
-        runs._finish(run.pk, RunStatus.SUCCEEDED)
+        run.finish(RunStatus.SUCCEEDED)
     assert WebhookDelivery.objects.get(run=run).status == Status.PENDING  # the sweeper will send it
 
 
@@ -681,7 +683,7 @@ def page_profile(profile, member, viewer):
     return profile
 
 
-def _url(profile, name="projects:webhook", *extra):
+def _url(profile, name="webhooks:detail", *extra):
     return reverse(name, args=[profile.project_id, profile.pk, *extra])
 
 
@@ -690,7 +692,7 @@ def test_member_sends_a_test_event_and_sees_it_in_the_log(
 ):
     client.force_login(member)
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(_url(page_profile, "projects:webhook_test"))
+        response = client.post(_url(page_profile, "webhooks:test"))
     assert response.status_code == 302 and response["Location"] == _url(page_profile)
     delivery = WebhookDelivery.objects.get()
     assert delivery.event == "webhook.test" and delivery.payload["test"] is True
@@ -714,7 +716,7 @@ def test_member_sends_a_test_event_and_sees_it_in_the_log(
 def test_rotate_shows_the_new_secret_once(client, member, page_profile):
     client.force_login(member)
     old = page_profile.webhook_secret
-    response = client.post(_url(page_profile, "projects:webhook_rotate"), follow=True)
+    response = client.post(_url(page_profile, "webhooks:rotate"), follow=True)
     page_profile.refresh_from_db()
     html = response.content.decode()
     assert page_profile.webhook_secret != old and page_profile.webhook_secret in html
@@ -734,7 +736,7 @@ def test_redeliver_from_the_page(
     assert "Redeliver" in client.get(_url(page_profile)).content.decode()
 
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(_url(page_profile, "projects:webhook_redeliver", delivery.pk))
+        client.post(_url(page_profile, "webhooks:redeliver", delivery.pk))
     delivery.refresh_from_db()
     assert delivery.status == Status.PENDING and no_publish[-1] == delivery.pk
 
@@ -746,10 +748,10 @@ def test_turn_back_on_after_gone(client, member, page_profile):
     client.force_login(member)
     html = client.get(_url(page_profile)).content.decode()
     assert "turned off" in html and "Turn back on" in html
-    client.post(_url(page_profile, "projects:webhook_test"))
+    client.post(_url(page_profile, "webhooks:test"))
     assert not WebhookDelivery.objects.exists()  # refused while off
 
-    client.post(_url(page_profile, "projects:webhook_enable"))
+    client.post(_url(page_profile, "webhooks:enable"))
     page_profile.refresh_from_db()
     assert page_profile.webhook_disabled_reason == ""
     assert AuditEvent.objects.filter(action="webhook.enabled").exists()
@@ -765,10 +767,10 @@ def test_viewer_looks_but_cannot_act(client, viewer, page_profile):
     assert "Send test event" not in html and "Redeliver" not in html and "Rotate secret" not in html
     assert "/hooks/tenable" not in html  # the path may carry a token: viewers see the host only
     for name, extra in [
-        ("projects:webhook_test", ()),
-        ("projects:webhook_rotate", ()),
-        ("projects:webhook_enable", ()),
-        ("projects:webhook_redeliver", (delivery.pk,)),
+        ("webhooks:test", ()),
+        ("webhooks:rotate", ()),
+        ("webhooks:enable", ()),
+        ("webhooks:redeliver", (delivery.pk,)),
     ]:
         assert client.post(_url(page_profile, name, *extra)).status_code == 403
     assert WebhookDelivery.objects.count() == 1
@@ -777,9 +779,9 @@ def test_viewer_looks_but_cannot_act(client, viewer, page_profile):
 def test_outsiders_get_404(client, outsider, page_profile):
     client.force_login(outsider)
     assert client.get(_url(page_profile)).status_code == 404
-    assert client.post(_url(page_profile, "projects:webhook_test")).status_code == 404
+    assert client.post(_url(page_profile, "webhooks:test")).status_code == 404
     other = make_project("Other", members=[outsider])
-    assert client.get(reverse("projects:webhook", args=[other.pk, page_profile.pk])).status_code == 404
+    assert client.get(reverse("webhooks:detail", args=[other.pk, page_profile.pk])).status_code == 404
 
 
 def test_profiles_list_links_to_the_webhook_page(client, member, page_profile):

@@ -14,7 +14,6 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat
-from django.urls import path
 from django.utils import timezone
 from django.utils.timesince import timesince
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -24,10 +23,10 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 from accounts.models import record
 from integrations.formats import nessus
 
-from .choices import RunStatus, Severity, Trigger
-from .models import ScanRun
-from .permissions import get_profile, get_project
-from .runs import QUEUE_UNAVAILABLE, RunRefused, cancel_run, enqueue_upload, request_run
+from ..choices import RunStatus, Severity, Trigger
+from ..models import ScanRun
+from ..permissions import get_profile, get_project
+from .services import QUEUE_UNAVAILABLE, RunRefused, cancel_run, enqueue_upload, request_run
 
 WORKER_WAIT_WARNING = 30  # seconds a run may sit queued, untouched by any worker, before the page says so
 
@@ -234,12 +233,3 @@ def _store_and_queue(request, project, upload_file) -> ScanRun:
         messages.error(request, QUEUE_UNAVAILABLE)
     # Otherwise no flash message: the run page itself says what is happening (a message would go stale).
     return run
-
-
-urlpatterns = [
-    path("<int:pk>/profiles/<int:profile_pk>/run/", run_now, name="run_now"),
-    path("<int:pk>/runs/", run_list, name="runs"),
-    path("<int:pk>/runs/<int:run_pk>/", run_detail, name="run"),
-    path("<int:pk>/runs/<int:run_pk>/cancel/", run_cancel, name="run_cancel"),
-    path("<int:pk>/upload/", upload, name="upload"),
-]

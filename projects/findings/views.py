@@ -6,23 +6,23 @@ string through `FindingFilters`, so the URL is the shareable view and nothing re
 
 from __future__ import annotations
 
-import csv
 import re
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from django.contrib import messages
-from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
-from .choices import SEVERITY_BADGE, RunStatus, Severity, Triage
-from .findings import (
+from ..choices import SEVERITY_BADGE, RunStatus, Severity, Triage
+from ..models import Asset, Finding, Plugin, Project
+from ..permissions import get_project
+from .csv_export import csv_rows
+from .filters import (
     CHANGE_CHOICES,
     GROUP_CHOICES,
     SORTS,
@@ -31,20 +31,20 @@ from .findings import (
     TRIAGE_STATUS_LABELS,
     FindingFilters,
     filter_findings,
-    finding_history,
-    group_by_host,
-    group_by_plugin,
     last_seen,
     last_seen_expr,
-    list_findings,
-    list_hosts,
-    open_counts_by_host,
     order_findings,
     triage_status,
     triage_status_expr,
 )
-from .models import Asset, Finding, Plugin, Project
-from .permissions import get_project
+from .queries import (
+    finding_history,
+    group_by_host,
+    group_by_plugin,
+    list_findings,
+    list_hosts,
+    open_counts_by_host,
+)
 from .triage import BulkTriageForm, TriageForm, clear_triage, set_triage
 
 SEVERITY_OPTIONS = [(s.value, s.label, SEVERITY_BADGE[s.value]) for s in reversed(Severity)]
@@ -131,94 +131,6 @@ def findings_list(request, pk: int):
     )
 
 
-# ---------------------------------------------------------------------------
-# CSV export, streamed
-# ---------------------------------------------------------------------------
-CSV_HEADER = [
-    "host",
-    "ip",
-    "fqdn",
-    "plugin id",
-    "plugin name",
-    "family",
-    "severity",
-    "effective severity",
-    "port",
-    "protocol",
-    "state",
-    "triage",
-    "first seen",
-    "last seen",
-    "CVEs",
-]
-CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-CSV_BATCH = 2000
-
-
-def csv_cell(value) -> str:
-    """A cell that spreadsheet programs will not evaluate as a formula (OWASP CSV injection)."""
-    if value is None:
-        return ""
-    text = str(value)
-    return "'" + text if text.startswith(CSV_FORMULA_START) else text
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def _csv_rows(qs: QuerySet[Finding]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    labels = {s.value: s.label for s in Severity}
-    yield writer.writerow(CSV_HEADER)
-    batch: list[str] = []
-    for row in qs.iterator(chunk_size=CSV_BATCH):
-        (
-            host,
-            ip,
-            fqdn,
-            plugin_id,
-            name,
-            family,
-            sev,
-            eff,
-            port,
-            protocol,
-            state,
-            triage,
-            first,
-            last,
-            cves,
-        ) = row
-        batch.append(
-            writer.writerow(
-                [
-                    csv_cell(host),
-                    csv_cell(ip),
-                    csv_cell(fqdn),
-                    plugin_id,
-                    csv_cell(name),
-                    csv_cell(family),
-                    labels.get(sev, sev),
-                    labels.get(eff, eff),
-                    port,
-                    csv_cell(protocol),
-                    state,
-                    TRIAGE_STATUS_LABELS.get(triage, triage),
-                    first.isoformat() if first else "",
-                    last.isoformat() if last else "",
-                    csv_cell(" ".join(str(c) for c in cves or [])),
-                ]
-            )
-        )
-        if len(batch) >= CSV_BATCH:
-            yield "".join(batch)
-            batch = []
-    if batch:
-        yield "".join(batch)
-
-
 @require_GET
 def findings_csv(request, pk: int):
     """The current filtered list as CSV, streamed in chunks so a million rows never sit in memory."""
@@ -248,7 +160,7 @@ def findings_csv(request, pk: int):
         "plugin__cves",
     )
     name = slugify(project.name) or f"project-{project.pk}"
-    response = StreamingHttpResponse(_csv_rows(qs), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(csv_rows(qs), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = (
         f'attachment; filename="{name}-findings-{timezone.localdate():%Y%m%d}.csv"'
     )
@@ -432,15 +344,3 @@ def host_detail(request, pk: int, asset_pk: int):
         },
         filters,
     )
-
-
-urlpatterns = [
-    path("<int:pk>/findings/", findings_list, name="findings"),
-    path("<int:pk>/findings.csv", findings_csv, name="findings_csv"),
-    path("<int:pk>/findings/triage/", findings_bulk_triage, name="findings_triage"),
-    path("<int:pk>/findings/<int:finding_pk>/", finding_detail, name="finding"),
-    path("<int:pk>/findings/<int:finding_pk>/triage/", finding_triage, name="finding_triage"),
-    path("<int:pk>/findings/<int:finding_pk>/untriage/", finding_untriage, name="finding_untriage"),
-    path("<int:pk>/hosts/", host_list, name="hosts"),
-    path("<int:pk>/hosts/<int:asset_pk>/", host_detail, name="host"),
-]

@@ -21,8 +21,9 @@ import pytest
 import trustme
 from standardwebhooks.webhooks import Webhook
 
-from projects import webhook_destinations, webhook_signing
-from projects.webhook_destinations import (
+from outbound import destinations as webhook_destinations
+from outbound import signing as webhook_signing
+from outbound.destinations import (
     ParsedDestination,
     RestrictedDestination,
     deliver,

@@ -1,7 +1,8 @@
 """Runs of scanner profiles: requesting one, and the pipeline a worker executes (DESIGN §4, steps 1–6).
 
-Every run is a `ScanRun` row. Workers claim it with a conditional update, report progress by updating the
-row, and finish it inside the import's transaction. Failures leave findings exactly as they were and put a
+Every run is a `ScanRun` row whose state changes are its methods (claim, start, finish, fail). Workers claim
+it with a conditional update, report progress by updating the row, and finish it inside the import's
+transaction. Failures leave findings exactly as they were and put a
 sentence an admin can act on in `run.error`.
 """
 
@@ -13,11 +14,11 @@ from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
+from celery import current_app
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
@@ -27,13 +28,19 @@ from integrations.formats import nessus
 from integrations.formats.records import FormatError
 from integrations.services import CredentialsUnavailable, open_connector
 
-from .choices import ACTIVE_RUN_STATUSES, RunStatus, Trigger
+from ..choices import ACTIVE_RUN_STATUSES, RunStatus, Trigger
+from ..models import ScannerProfile, ScanRun
+from ..models.run import RunCanceled
 from .importer import ImportCounts, import_hosts
-from .models import ScannerProfile, ScanRun
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 4
+MAX_ATTEMPTS = ScanRun.MAX_ATTEMPTS
+# The tasks' names as queued messages, routes and beat know them (published by name: the task module imports
+# this one, not the other way round).
+RUN_SCAN_TASK = "projects.tasks.run_scan"
+IMPORT_UPLOAD_TASK = "projects.tasks.import_uploaded_file"
+SCHEDULED_RUN_TASK = "projects.tasks.run_scheduled_profile"  # what a profile's PeriodicTask calls
 TERMINAL_TENABLE = {"completed", "imported", "canceled", "aborted", "stopped", "empty"}
 # The run stays in the history as failed (its audit event and any scan.failed webhook refer to it): say so.
 QUEUE_UNAVAILABLE = (
@@ -59,10 +66,6 @@ class RetryLater(Exception):
     def __init__(self, countdown: float):
         super().__init__(countdown)
         self.countdown = countdown
-
-
-class RunCanceled(Exception):
-    pass
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -99,28 +102,30 @@ def enqueue(run: ScanRun) -> None:
 
 
 def _publish(run_id: int) -> None:
-    from .tasks import run_scan
-
     try:
         # No publish retries: the broker's socket timeouts (settings.BROKER_TIMEOUT) bound a hung Redis (C4).
-        run_scan.apply_async(args=[run_id], retry=False)
+        current_app.tasks[RUN_SCAN_TASK].apply_async(args=[run_id], retry=False)
     except Exception:
         log.exception("Could not queue run %s", run_id)
-        _finish(run_id, RunStatus.FAILED, error=QUEUE_UNAVAILABLE, message=NOT_QUEUED)
+        _fail_unqueued(run_id)
+
+
+def _fail_unqueued(run_id: int) -> None:
+    run = ScanRun.objects.filter(pk=run_id).first()
+    if run is not None:
+        run.fail(QUEUE_UNAVAILABLE, message=NOT_QUEUED)
 
 
 def enqueue_upload(run: ScanRun, path: str) -> None:
     """Queue the import of an uploaded file; if the queue is down, fail the run and remove the file."""
 
     def publish() -> None:
-        from .tasks import import_uploaded_file
-
         try:
-            import_uploaded_file.apply_async(args=[run.pk, path], retry=False)
+            current_app.tasks[IMPORT_UPLOAD_TASK].apply_async(args=[run.pk, path], retry=False)
         except Exception:
             log.exception("Could not queue upload run %s", run.pk)
             Path(path).unlink(missing_ok=True)
-            _finish(run.pk, RunStatus.FAILED, error=QUEUE_UNAVAILABLE, message=NOT_QUEUED)
+            _fail_unqueued(run.pk)
 
     transaction.on_commit(publish)
 
@@ -128,7 +133,7 @@ def enqueue_upload(run: ScanRun, path: str) -> None:
 def execute_upload(run_id: int, path: str, *, redelivered: bool = False) -> None:
     """Import an uploaded file for a claimed run, then delete the file whatever happened."""
     try:
-        run = claim(run_id, redelivered=redelivered)
+        run = ScanRun.claim(run_id, redelivered=redelivered)
         if run is not None:
             try:
                 import_upload(run, path)
@@ -136,23 +141,14 @@ def execute_upload(run_id: int, path: str, *, redelivered: bool = False) -> None
                 pass
             except Exception:
                 log.exception("Upload run %s failed unexpectedly", run_id)
-                _finish(
-                    run_id,
-                    RunStatus.FAILED,
-                    error=f"An unexpected error stopped run #{run_id}; nothing was imported.",
-                )
+                run.fail(f"An unexpected error stopped run #{run_id}; nothing was imported.")
     finally:
         Path(path).unlink(missing_ok=True)
 
 
 def cancel_run(run: ScanRun, user=None) -> bool:
     """Cancel an active run; the worker notices between steps and rolls back anything unfinished."""
-    changed = ScanRun.objects.filter(pk=run.pk, status__in=ACTIVE_RUN_STATUSES).update(
-        status=RunStatus.CANCELED,
-        finished_at=timezone.now(),
-        message=f"Canceled by {getattr(user, 'username', 'system')}",
-        **NOTHING_KEPT,  # the worker rolls back whatever it had merged
-    )
+    changed = run.cancel(by=getattr(user, "username", "system"))
     if changed:
         record(user, "run.canceled", run, None)
     return bool(changed)
@@ -161,33 +157,9 @@ def cancel_run(run: ScanRun, user=None) -> bool:
 # ---------------------------------------------------------------------------------------------------------------
 # Executing runs (called by the Celery task)
 # ---------------------------------------------------------------------------------------------------------------
-def claim(run_id: int, *, redelivered: bool = False) -> ScanRun | None:
-    """Take the run for this worker, or None if another worker has it, it is finished, or it was canceled.
-
-    A redelivered message (the previous worker died) may take over an active run, up to MAX_ATTEMPTS times.
-    """
-    statuses = ACTIVE_RUN_STATUSES if redelivered else [RunStatus.QUEUED]
-    now = timezone.now()
-    claimed = ScanRun.objects.filter(pk=run_id, status__in=statuses).update(
-        status=RunStatus.QUEUED, attempts=F("attempts") + 1, started_at=now, heartbeat_at=now, progress_done=0
-    )
-    if not claimed:
-        return None
-    run = ScanRun.objects.select_related("project", "profile__integration").get(pk=run_id)
-    if run.attempts > MAX_ATTEMPTS:
-        reason = "the worker stopped (killed or out of memory)" if redelivered else "it kept failing"
-        _finish(
-            run.pk,
-            RunStatus.FAILED,
-            error=f"Gave up after {MAX_ATTEMPTS} attempts: {reason}. Check the worker's logs and memory.",
-        )
-        return None
-    return run
-
-
 def execute_run(run_id: int, *, redelivered: bool = False) -> None:
     """Run the whole pipeline for one claimed run; raises RetryLater for transient failures."""
-    run = claim(run_id, redelivered=redelivered)
+    run = ScanRun.claim(run_id, redelivered=redelivered)
     if run is None:
         return
     try:
@@ -196,24 +168,20 @@ def execute_run(run_id: int, *, redelivered: bool = False) -> None:
         log.info("Run %s was canceled", run.pk)
     except SoftTimeLimitExceeded:
         minutes = settings.CELERY_TASK_SOFT_TIME_LIMIT // 60
-        _finish(
-            run.pk,
-            RunStatus.FAILED,
-            error=f"The run took longer than its {minutes}-minute limit and was stopped; nothing was imported. "
+        run.fail(
+            f"The run took longer than its {minutes}-minute limit and was stopped; nothing was imported. "
             "Very large scans may need a higher CELERY_TASK_SOFT_TIME_LIMIT.",
         )
     except ConnectorError as exc:
         _fail_or_retry(run, exc.message, permanent=exc.permanent, retry_after=exc.retry_after)
     except CredentialsUnavailable as exc:
-        _finish(run.pk, RunStatus.FAILED, error=exc.message)
+        run.fail(exc.message)
     except FormatError as exc:
-        _finish(run.pk, RunStatus.FAILED, error=f"{exc.message} Nothing was imported from this run.")
+        run.fail(f"{exc.message} Nothing was imported from this run.")
     except Exception:
         log.exception("Run %s failed unexpectedly", run.pk)
-        _finish(
-            run.pk,
-            RunStatus.FAILED,
-            error=f"An unexpected error stopped run #{run.pk}; nothing was imported. Details are in the worker log.",
+        run.fail(
+            f"An unexpected error stopped run #{run.pk}; nothing was imported. Details are in the worker log.",
         )
 
 
@@ -228,15 +196,13 @@ def _pipeline_with(run: ScanRun, connector: Connector) -> None:
     scan_id = profile.scan_id
     run_uuid = ""
     if profile.start_scan:
-        _set(run, RunStatus.LAUNCHING, "Launching the Tenable.io scan")
+        run.start(RunStatus.LAUNCHING, "Launching the Tenable.io scan")
         run_uuid = run.tenable_run_uuid or connector.launch(scan_id)
         ScanRun.objects.filter(pk=run.pk).update(tenable_run_uuid=run_uuid)
-        _set(run, RunStatus.WAITING, "Waiting for the Tenable.io scan to finish")
+        run.start(RunStatus.WAITING, "Waiting for the Tenable.io scan to finish")
         status = _wait_for_scan(run, connector, scan_id)
         if status in ("canceled", "aborted", "stopped"):
-            _finish(
-                run.pk,
-                RunStatus.FAILED,
+            run.fail(
                 tenable_status=status,
                 error=f"The Tenable.io scan ended as “{status}”, so there is nothing complete to import. Check the scan in Tenable.io and run again.",
             )
@@ -244,10 +210,8 @@ def _pipeline_with(run: ScanRun, connector: Connector) -> None:
     details = connector.describe_source(scan_id)
     entry = _choose_history(details.history, run_uuid)
     if entry is None:
-        _finish(
-            run.pk,
-            RunStatus.FAILED,
-            error="This Tenable.io scan has no completed run to import yet. Run it in Tenable.io, or turn on Start Scan.",
+        run.fail(
+            "This Tenable.io scan has no completed run to import yet. Run it in Tenable.io, or turn on Start Scan.",
         )
         return
     ScanRun.objects.filter(pk=run.pk).update(
@@ -265,8 +229,7 @@ def _pipeline_with(run: ScanRun, connector: Connector) -> None:
         .first()
     )
     if importer:
-        _finish(
-            run.pk,
+        run.finish(
             RunStatus.SUCCEEDED,
             up_to_date=True,
             message=f"Up to date: this Tenable.io run was already imported by run #{importer.pk}",
@@ -275,32 +238,29 @@ def _pipeline_with(run: ScanRun, connector: Connector) -> None:
             progress_total=details.host_count,
         )
         return
-    _set(run, RunStatus.EXPORTING, "Exporting the results from Tenable.io")
+    run.start(RunStatus.EXPORTING, "Exporting the results from Tenable.io")
     with connector.open_findings(
         scan_id, entry.history_id, deadline=settings.TENABLE_EXPORT_DEADLINE
     ) as hosts:
-        _set(run, RunStatus.IMPORTING, "Importing findings")
+        run.start(RunStatus.IMPORTING, "Importing findings")
         import_hosts(
             run,
             hosts,
             severity_shift=profile.severity_shift,
-            on_progress=partial(_progress, run.pk),
+            on_progress=run.report_progress,
             on_merged=partial(_succeed, run),
         )
 
 
 def import_upload(run: ScanRun, path: str) -> None:
     """Import an uploaded `.nessus` file through the same importer (no Tenable calls, no severity shift)."""
-    _set(run, RunStatus.IMPORTING, "Importing the uploaded file")
+    run.start(RunStatus.IMPORTING, "Importing the uploaded file")
     try:
         import_hosts(
-            run,
-            nessus.iter_hosts(path),
-            on_progress=partial(_progress, run.pk),
-            on_merged=partial(_succeed, run),
+            run, nessus.iter_hosts(path), on_progress=run.report_progress, on_merged=partial(_succeed, run)
         )
     except FormatError as exc:
-        _finish(run.pk, RunStatus.FAILED, error=f"{exc.message} Nothing was imported.")
+        run.fail(f"{exc.message} Nothing was imported.")
 
 
 def _wait_for_scan(run: ScanRun, connector: Connector, scan_id) -> str:
@@ -312,7 +272,7 @@ def _wait_for_scan(run: ScanRun, connector: Connector, scan_id) -> str:
         ScanRun.objects.filter(pk=run.pk).update(tenable_status=status, heartbeat_at=timezone.now())
         if status in TERMINAL_TENABLE:
             return status
-        _check_canceled(run.pk)
+        run.check_canceled()
         if time.monotonic() + delay > deadline:
             raise ConnectorError(
                 f"The Tenable.io scan was still “{status}” after {settings.TENABLE_SCAN_WAIT_SECONDS // 60} minutes; "
@@ -333,18 +293,6 @@ def _choose_history(history, run_uuid: str):
     return next((h for h in history if h.status in ("completed", "imported")), None)
 
 
-def _progress(run_id: int, items: int, hosts: int) -> None:
-    _check_canceled(run_id)
-    ScanRun.objects.filter(pk=run_id).update(
-        progress_done=hosts, count_total=items, heartbeat_at=timezone.now()
-    )
-
-
-def _check_canceled(run_id: int) -> None:
-    if ScanRun.objects.filter(pk=run_id, status=RunStatus.CANCELED).exists():
-        raise RunCanceled
-
-
 def imported_message(findings: int, hosts: int) -> str:
     """The run's one-line summary, in words: "Imported 1 finding from 1 host", "Imported 1,200 findings from 3 hosts"."""
     return f"Imported {intcomma(findings)} finding{pluralize(findings)} from {intcomma(hosts)} host{pluralize(hosts)}"
@@ -352,9 +300,8 @@ def imported_message(findings: int, hosts: int) -> str:
 
 def _succeed(run: ScanRun, counts: ImportCounts) -> None:
     """Finish the run inside the import transaction: counts, status, audit event."""
-    _check_canceled(run.pk)
-    _finish(
-        run.pk,
+    run.check_canceled()
+    run.finish(
         RunStatus.SUCCEEDED,
         message=imported_message(counts.total, counts.hosts),
         count_total=counts.total,
@@ -380,52 +327,12 @@ def _succeed(run: ScanRun, counts: ImportCounts) -> None:
     )
 
 
-def _set(run: ScanRun, status: str, message: str) -> None:
-    _check_canceled(run.pk)
-    ScanRun.objects.filter(pk=run.pk, status__in=ACTIVE_RUN_STATUSES).update(
-        status=status, message=message, heartbeat_at=timezone.now()
-    )
-
-
-# A run that did not succeed kept nothing, whatever its progress reports wrote while importing.
-NOTHING_KEPT = dict(
-    count_total=0,
-    count_new=0,
-    count_fixed=0,
-    count_reopened=0,
-    count_unchanged=0,
-    count_hosts=0,
-    count_by_severity={},
-)
-
-
-def _finish(run_id: int, status: str, **fields) -> None:
-    """End an active run; a failed one says it kept nothing (its counts are 0: the import rolled back)."""
-    fields.setdefault("finished_at", timezone.now())
-    if status == RunStatus.FAILED:
-        fields = {**fields, **NOTHING_KEPT}
-    finished = ScanRun.objects.filter(pk=run_id, status__in=ACTIVE_RUN_STATUSES).update(
-        status=status, **fields
-    )
-    if status == RunStatus.FAILED:
-        log.warning("Run %s failed: %s", run_id, fields.get("error", ""))
-    if finished and status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
-        from .webhooks import queue_run_event  # the webhook outbox row commits with the run's completion
-
-        queue_run_event(ScanRun.objects.select_related("profile", "project").get(pk=run_id))
-
-
 def _fail_or_retry(run: ScanRun, message: str, *, permanent: bool, retry_after: float | None) -> None:
     if permanent or run.attempts >= MAX_ATTEMPTS:
-        _finish(run.pk, RunStatus.FAILED, error=message)
+        run.fail(message)
         return
     countdown = max(retry_after or 0, settings.RUN_RETRY_BASE * 2 ** (run.attempts - 1))
-    ScanRun.objects.filter(pk=run.pk, status__in=ACTIVE_RUN_STATUSES).update(
-        status=RunStatus.QUEUED,
-        message=f"Retrying in {int(countdown)} s: {message}"[:500],
-        error="",
-        **NOTHING_KEPT,
-    )
+    run.requeue(f"Retrying in {int(countdown)} s: {message}")
     raise RetryLater(countdown)
 
 
@@ -443,10 +350,8 @@ def sweep_stale_runs(now=None) -> int:
     )
     count = 0
     for run in [*stale, *never_started]:
-        _finish(
-            run.pk,
-            RunStatus.FAILED,
-            error="The worker stopped responding during this run; nothing from it was imported. Run it again.",
+        run.fail(
+            "The worker stopped responding during this run; nothing from it was imported. Run it again.",
         )
         count += 1
     return count

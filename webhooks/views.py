@@ -10,16 +10,16 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from .models import ScannerProfile, WebhookAttempt, WebhookDelivery
-from .permissions import get_profile
-from .profile_views import REVEAL_SESSION_KEY, _destination_only
-from .profiles import SECRET_ROTATION_GRACE
-from .webhooks import enable, redeliver, rotate_secret, send_test
+from projects.models import ScannerProfile
+from projects.permissions import get_profile
+from projects.profiles.services import REVEAL_SESSION_KEY, SECRET_ROTATION_GRACE, webhook_destination
+
+from .models import WebhookAttempt, WebhookDelivery
+from .services import enable, redeliver, rotate_secret, send_test
 
 PER_PAGE = 20
 ACTIVE = [WebhookDelivery.Status.PENDING, WebhookDelivery.Status.SENDING]
@@ -50,7 +50,7 @@ def webhook(request, pk: int, profile_pk: int):
     context |= {
         "shown_url": profile.webhook_url
         if profile.project.user_can_edit or not profile.webhook_url
-        else _destination_only(profile.webhook_url),
+        else webhook_destination(profile.webhook_url),
         "previous_valid": bool(
             profile.webhook_previous_secret_expires
             and profile.webhook_previous_secret_expires > timezone.now()
@@ -69,7 +69,7 @@ def _pop_reveal(request, profile: ScannerProfile) -> dict | None:
 
 
 def _back(profile: ScannerProfile):
-    return redirect("projects:webhook", pk=profile.project_id, profile_pk=profile.pk)
+    return redirect("webhooks:detail", pk=profile.project_id, profile_pk=profile.pk)
 
 
 def _refusal(profile: ScannerProfile) -> str:
@@ -133,13 +133,3 @@ def webhook_enable(request, pk: int, profile_pk: int):
         enable(profile, request.user, request)
         messages.success(request, "Webhook turned back on: the next events will be sent.")
     return _back(profile)
-
-
-_BASE = "<int:pk>/settings/scanners/<int:profile_pk>/webhook/"
-urlpatterns = [
-    path(_BASE, webhook, name="webhook"),
-    path(_BASE + "test/", webhook_test, name="webhook_test"),
-    path(_BASE + "rotate/", webhook_rotate, name="webhook_rotate"),
-    path(_BASE + "enable/", webhook_enable, name="webhook_enable"),
-    path(_BASE + "deliveries/<int:delivery_pk>/redeliver/", webhook_redeliver, name="webhook_redeliver"),
-]
