@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Prefetch
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -27,7 +28,7 @@ ACTIVE = [WebhookDelivery.Status.PENDING, WebhookDelivery.Status.SENDING]
 
 @never_cache
 @require_GET
-def webhook(request, pk: int, profile_pk: int):
+def webhook(request: HttpRequest, pk: int, profile_pk: int) -> HttpResponse:
     """The Webhook page; with htmx and `#webhook-log` as the target, only the delivery log (for polling)."""
     profile = get_profile(request, pk, profile_pk)
     deliveries = profile.webhook_deliveries.select_related("run").prefetch_related(
@@ -60,7 +61,7 @@ def webhook(request, pk: int, profile_pk: int):
     return render(request, "projects/webhook.html", context)
 
 
-def _pop_reveal(request, profile: ScannerProfile) -> dict | None:
+def _pop_reveal(request: HttpRequest, profile: ScannerProfile) -> dict | None:
     # The session holds only which profile's new secret to show, once; the secret is read from the row.
     if request.session.get(REVEAL_SESSION_KEY) != profile.pk:
         return None
@@ -81,7 +82,7 @@ def _refusal(profile: ScannerProfile) -> str:
 
 
 @require_POST
-def webhook_test(request, pk: int, profile_pk: int):
+def webhook_test(request: HttpRequest, pk: int, profile_pk: int) -> HttpResponse:
     """Send test event: a `webhook.test` event through the same outbox and task as real events."""
     profile = get_profile(request, pk, profile_pk, edit=True)
     refusal = _refusal(profile)
@@ -94,7 +95,7 @@ def webhook_test(request, pk: int, profile_pk: int):
 
 
 @require_POST
-def webhook_redeliver(request, pk: int, profile_pk: int, delivery_pk: int):
+def webhook_redeliver(request: HttpRequest, pk: int, profile_pk: int, delivery_pk: int) -> HttpResponse:
     """Redeliver: one more attempt of a failed delivery, with the same webhook-id."""
     profile = get_profile(request, pk, profile_pk, edit=True)
     delivery = get_object_or_404(profile.webhook_deliveries, pk=delivery_pk)
@@ -109,7 +110,7 @@ def webhook_redeliver(request, pk: int, profile_pk: int, delivery_pk: int):
 
 
 @require_POST
-def webhook_rotate(request, pk: int, profile_pk: int):
+def webhook_rotate(request: HttpRequest, pk: int, profile_pk: int) -> HttpResponse:
     """Rotate secret: a new signing secret, shown once; the old one keeps signing through the grace period."""
     profile = get_profile(request, pk, profile_pk, edit=True)
     if not profile.webhook_url:
@@ -126,7 +127,7 @@ def webhook_rotate(request, pk: int, profile_pk: int):
 
 
 @require_POST
-def webhook_enable(request, pk: int, profile_pk: int):
+def webhook_enable(request: HttpRequest, pk: int, profile_pk: int) -> HttpResponse:
     """Turn back on a webhook that a 410 Gone answer turned off."""
     profile = get_profile(request, pk, profile_pk, edit=True)
     if profile.webhook_disabled_reason:

@@ -10,7 +10,7 @@ import re
 from urllib.parse import urlsplit
 
 from django.contrib import messages
-from django.http import StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -109,7 +109,9 @@ def _results(project: Project, filters: FindingFilters) -> dict:
     }
 
 
-def _render_findings(request, project: Project, template: str, context: dict, filters: FindingFilters):
+def _render_findings(
+    request: HttpRequest, project: Project, template: str, context: dict, filters: FindingFilters
+) -> HttpResponse:
     context = {"project": project, **_results(project, filters), **context}
     if request.htmx and not request.htmx.boosted:
         return render(request, "projects/partials/_findings_table.html", context)
@@ -118,7 +120,7 @@ def _render_findings(request, project: Project, template: str, context: dict, fi
 
 
 @require_GET
-def findings_list(request, pk: int):
+def findings_list(request: HttpRequest, pk: int) -> HttpResponse:
     """All findings of a project, filtered, sorted and grouped as the query string says."""
     project = get_project(request, pk)
     filters = FindingFilters.from_query(request.GET)
@@ -132,7 +134,7 @@ def findings_list(request, pk: int):
 
 
 @require_GET
-def findings_csv(request, pk: int):
+def findings_csv(request: HttpRequest, pk: int) -> HttpResponse:
     """The current filtered list as CSV, streamed in chunks so a million rows never sit in memory."""
     project = get_project(request, pk)
     filters = FindingFilters.from_query(request.GET)
@@ -228,7 +230,7 @@ def _finding_context(project: Project, finding: Finding, form: TriageForm | None
 
 
 @require_GET
-def finding_detail(request, pk: int, finding_pk: int):
+def finding_detail(request: HttpRequest, pk: int, finding_pk: int) -> HttpResponse:
     """One finding: both severities and why they differ, Tenable's text, the host, its history, triage."""
     project = get_project(request, pk)
     finding = _get_finding(project, finding_pk)
@@ -236,7 +238,7 @@ def finding_detail(request, pk: int, finding_pk: int):
 
 
 @require_POST
-def finding_triage(request, pk: int, finding_pk: int):
+def finding_triage(request: HttpRequest, pk: int, finding_pk: int) -> HttpResponse:
     """Mark one finding false positive or risk accepted (members only)."""
     project = get_project(request, pk, edit=True)
     finding = _get_finding(project, finding_pk)
@@ -257,7 +259,7 @@ def finding_triage(request, pk: int, finding_pk: int):
 
 
 @require_POST
-def finding_untriage(request, pk: int, finding_pk: int):
+def finding_untriage(request: HttpRequest, pk: int, finding_pk: int) -> HttpResponse:
     """Undo one finding's triage (members only)."""
     project = get_project(request, pk, edit=True)
     finding = _get_finding(project, finding_pk)
@@ -268,7 +270,7 @@ def finding_untriage(request, pk: int, finding_pk: int):
     return redirect(finding)
 
 
-def _back(request, default: str) -> str:
+def _back(request: HttpRequest, default: str) -> str:
     target = request.POST.get("next", "")
     if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=False):
         if target.startswith("/"):
@@ -277,7 +279,7 @@ def _back(request, default: str) -> str:
 
 
 @require_POST
-def findings_bulk_triage(request, pk: int):
+def findings_bulk_triage(request: HttpRequest, pk: int) -> HttpResponse:
     """Apply one triage action to the selected findings of this project (ids elsewhere are ignored)."""
     project = get_project(request, pk, edit=True)
     back = _back(request, reverse("projects:findings", args=[project.pk]))
@@ -311,7 +313,7 @@ def findings_bulk_triage(request, pk: int):
 # Hosts
 # ---------------------------------------------------------------------------
 @require_GET
-def host_list(request, pk: int):
+def host_list(request: HttpRequest, pk: int) -> HttpResponse:
     """The project's hosts with their open findings by severity."""
     project = get_project(request, pk)
     page, params = list_hosts(project, request.GET)
@@ -322,7 +324,7 @@ def host_list(request, pk: int):
 
 
 @require_GET
-def host_detail(request, pk: int, asset_pk: int):
+def host_detail(request: HttpRequest, pk: int, asset_pk: int) -> HttpResponse:
     """One host: its identities and its findings (the findings list, fixed to this host)."""
     project = get_project(request, pk)
     asset = get_object_or_404(Asset.objects.filter(project=project).select_related("last_run"), pk=asset_pk)

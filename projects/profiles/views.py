@@ -10,14 +10,14 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from django.contrib import messages
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
-from django_htmx.http import trigger_client_event
 
+from accounts.htmx import close_drawer
 from integrations.connectors import connectors_by_category
 from integrations.models import Integration
 
@@ -66,7 +66,7 @@ def _connections():
 
 @never_cache
 @require_GET
-def scanners(request, pk: int):
+def scanners(request: HttpRequest, pk: int) -> HttpResponse:
     """Settings › Scanners: profiles with bound scan, last run, next scheduled run and state; Add Scanner."""
     project = get_project(request, pk)
     profiles = profiles_for_list(project)
@@ -78,7 +78,7 @@ def scanners(request, pk: int):
     return render(request, "projects/scanners.html", context)
 
 
-def _pop_reveal(request, project: Project) -> dict | None:
+def _pop_reveal(request: HttpRequest, project: Project) -> dict | None:
     profile_pk = request.session.pop(REVEAL_SESSION_KEY, None)
     if not profile_pk:
         return None
@@ -90,7 +90,7 @@ def _pop_reveal(request, project: Project) -> dict | None:
 
 @never_cache
 @require_GET
-def add_scanner(request, pk: int):
+def add_scanner(request: HttpRequest, pk: int) -> HttpResponse:
     """Add Scanner: choose the scanner type (Infra), then the scanner and its active connection, then Add."""
     project = get_project(request, pk, edit=True)
     categories = connectors_by_category()
@@ -119,7 +119,7 @@ def add_scanner(request, pk: int):
 
 @never_cache
 @require_http_methods(["GET", "POST"])
-def profile_new(request, pk: int):
+def profile_new(request: HttpRequest, pk: int) -> HttpResponse:
     """The scan configuration drawer for a new profile on the connection chosen in Add Scanner."""
     project = get_project(request, pk, edit=True)
     integration_pk = request.GET.get("integration", "")
@@ -133,14 +133,14 @@ def profile_new(request, pk: int):
 
 @never_cache
 @require_http_methods(["GET", "POST"])
-def profile_edit(request, pk: int, profile_pk: int):
+def profile_edit(request: HttpRequest, pk: int, profile_pk: int) -> HttpResponse:
     """Edit reopens the drawer with the saved values; viewers get it read-only (and 403 on POST)."""
     project = get_project(request, pk, edit=request.method == "POST")
     profile = get_object_or_404(_profiles(project), pk=profile_pk)
     return _drawer(request, project, profile)
 
 
-def _drawer(request, project: Project, profile: ScannerProfile):
+def _drawer(request: HttpRequest, project: Project, profile: ScannerProfile) -> HttpResponse:
     integration = profile.integration
     scans, scan_error = None, ""
     try:
@@ -245,7 +245,7 @@ def _folder_of(integration: Integration, scan):
     return next((folder for folder in folders if folder.id == folder_id), None)
 
 
-def _saved(request, project: Project, outcome, run: tuple[str, str] | None):
+def _saved(request: HttpRequest, project: Project, outcome, run: tuple[str, str] | None) -> HttpResponse:
     profile = outcome.profile
     verb = "added" if outcome.created else "saved"
     text = f"Scanner profile {profile.name} {verb}."
@@ -265,24 +265,15 @@ def _saved(request, project: Project, outcome, run: tuple[str, str] | None):
         response = render(
             request, "projects/partials/_saved.html", {"secret": secret, "secret_profile": profile}
         )
-        response["HX-Retarget"] = "#messages"
-        response["HX-Reswap"] = "innerHTML"
-        return _close_drawer(response)
+        return close_drawer(response, refresh="profilesChanged")
     if outcome.new_secret:
         request.session[REVEAL_SESSION_KEY] = profile.pk
     return redirect("projects:scanners", pk=project.pk)
 
 
-def _close_drawer(response):
-    # After the swap: closing first would detach the drawer's form, and htmx resolves HX-Retarget from it.
-    # profilesChanged first: it must bubble to <body> while the drawer's form is still in the page.
-    trigger_client_event(response, "profilesChanged", after="swap")
-    return trigger_client_event(response, "closeDrawer", after="swap")
-
-
 @never_cache
 @require_GET
-def scan_summary(request, pk: int):
+def scan_summary(request: HttpRequest, pk: int) -> HttpResponse:
     """The Bind to summary: targets, tags, agents, policy, scanner, schedule, last run and host count."""
     project = get_project(request, pk)
     integration_pk = request.GET.get("integration", "")
@@ -298,7 +289,7 @@ def scan_summary(request, pk: int):
 
 
 @require_http_methods(["GET", "POST"])
-def profile_delete(request, pk: int, profile_pk: int):
+def profile_delete(request: HttpRequest, pk: int, profile_pk: int) -> HttpResponse:
     """Delete a profile and its schedule (GET asks first when htmx is not there to confirm)."""
     project = get_project(request, pk, edit=True)
     profile = get_object_or_404(_profiles(project), pk=profile_pk)
@@ -312,8 +303,5 @@ def profile_delete(request, pk: int, profile_pk: int):
     delete_profile(profile, request.user, request)
     messages.success(request, f"Scanner profile {name} deleted with its schedule.")
     if request.htmx:
-        response = render(request, "partials/_messages.html")
-        response["HX-Retarget"] = "#messages"
-        response["HX-Reswap"] = "innerHTML"
-        return _close_drawer(response)
+        return close_drawer(render(request, "partials/_messages.html"), refresh="profilesChanged")
     return redirect("projects:scanners", pk=project.pk)

@@ -11,7 +11,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
@@ -40,7 +40,7 @@ PHASES = [
 
 
 @require_POST
-def run_now(request, pk: int, profile_pk: int):
+def run_now(request: HttpRequest, pk: int, profile_pk: int) -> HttpResponse:
     """Run now: queue a run of the profile, or say which run is already active (with a link to it)."""
     profile = get_profile(request, pk, profile_pk, edit=True)
     try:
@@ -59,7 +59,7 @@ def run_now(request, pk: int, profile_pk: int):
 
 
 @require_GET
-def run_detail(request, pk: int, run_pk: int):
+def run_detail(request: HttpRequest, pk: int, run_pk: int) -> HttpResponse:
     """The run page; its progress fragment polls itself and stops (HTTP 286) once the run has ended."""
     project = get_project(request, pk)
     run = get_object_or_404(
@@ -95,7 +95,7 @@ def _unclaimed_for(run: ScanRun) -> str:
 
 
 @require_GET
-def run_list(request, pk: int):
+def run_list(request: HttpRequest, pk: int) -> HttpResponse:
     project = get_project(request, pk)
     runs = ScanRun.objects.filter(project=project).select_related("profile").order_by("-created_at")
     profile_id = request.GET.get("profile", "")
@@ -106,7 +106,7 @@ def run_list(request, pk: int):
 
 
 @require_POST
-def run_cancel(request, pk: int, run_pk: int):
+def run_cancel(request: HttpRequest, pk: int, run_pk: int) -> HttpResponse:
     project = get_project(request, pk, edit=True)
     run = get_object_or_404(ScanRun, pk=run_pk, project=project)
     if cancel_run(run, request.user):
@@ -173,7 +173,7 @@ class UploadForm(forms.Form):
 
 @csrf_exempt  # the handler must be set before the CSRF check reads POST; csrf_protect below still enforces it
 @require_http_methods(["GET", "POST"])
-def upload(request, pk: int):
+def upload(request: HttpRequest, pk: int) -> HttpResponse:
     """Import a `.nessus` file into the project through the same pipeline as a Tenable run."""
     # Access first: a viewer's or outsider's body must not be read (up to the cap, to disk) before 403/404.
     try:
@@ -187,7 +187,7 @@ def upload(request, pk: int):
 
 
 @csrf_protect
-def _upload(request, project):
+def _upload(request: HttpRequest, project) -> HttpResponse:
     limit = filesizeformat(settings.NESSUS_UPLOAD_MAX_BYTES)
     form = UploadForm(request.POST or None, request.FILES or None)
     too_large = (
@@ -207,14 +207,14 @@ def _upload(request, project):
     return render(request, "projects/upload.html", context, status=413 if too_large else 200)
 
 
-def _declared_size(request) -> int:
+def _declared_size(request: HttpRequest) -> int:
     try:
         return int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return 0
 
 
-def _store_and_queue(request, project, upload_file) -> ScanRun:
+def _store_and_queue(request: HttpRequest, project, upload_file) -> ScanRun:
     """Save the upload under a generated name (never the user's) and queue its import."""
     folder = Path(settings.MEDIA_ROOT) / "nessus"
     folder.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ from projects.choices import RunStatus
 from projects.models import ScannerProfile, ScanRun
 from tests.conftest import login, make_project, make_user
 from tests.integrations.conftest import make_integration
-from tests.projects.test_webhooks import Receiver
+from tests.webhooks.test_webhooks import Receiver
 from webhooks.models import WebhookAttempt, WebhookDelivery
 from webhooks.services import run_payload
 
