@@ -1,5 +1,5 @@
 # `make run` sets everything up and serves the app (gunicorn, Celery worker and beat: scripts/run.sh);
-# `make test` sets up and runs every test.
+# `make test` sets up and runs every test (after ruff and the import layer rules in pyproject.toml).
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -39,11 +39,13 @@ demo: setup
 test: setup-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 format: setup-dev
 	$(BIN)/ruff check --fix .

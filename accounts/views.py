@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+from celery import current_app
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.sessions.models import Session
 from django.core.paginator import Paginator
 from django.db import connection
-from django.http import Http404, HttpResponseServerError, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template import loader
 from django.utils import timezone
@@ -26,7 +27,7 @@ from .throttling import locked_addresses, locked_usernames, unlock_address, unlo
 @never_cache
 @sensitive_post_parameters("password1", "password2")
 @require_http_methods(["GET", "POST"])
-def setup(request):
+def setup(request: HttpRequest) -> HttpResponse:
     """One-time page that creates the first admin; gone as soon as any user exists."""
     if User.objects.exists():
         raise Http404("Setup is already complete.")
@@ -45,7 +46,7 @@ def setup(request):
 
 @login_not_required
 @require_GET
-def healthz(request):
+def healthz(request: HttpRequest) -> HttpResponse:
     """Database and broker reachability as JSON, for load balancers and `make run` smoke checks."""
     checks = {"database": _check_database(), "broker": _check_broker()}
     healthy = all(value == "ok" for value in checks.values())
@@ -62,10 +63,8 @@ def _check_database() -> str:
 
 
 def _check_broker() -> str:
-    from config.celery import app
-
     try:
-        with app.connection_for_write() as conn:
+        with current_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=3)
         return "ok"
     except Exception:
@@ -74,7 +73,7 @@ def _check_broker() -> str:
 
 @admin_required
 @require_GET
-def user_list(request):
+def user_list(request: HttpRequest) -> HttpResponse:
     users = list(User.objects.order_by("-is_active", "username"))
     locked = locked_usernames()
     for user in users:
@@ -84,7 +83,7 @@ def user_list(request):
 
 @admin_required
 @require_POST
-def user_unlock(request, pk: int):
+def user_unlock(request: HttpRequest, pk: int) -> HttpResponse:
     """Lift a sign-in lockout of this user (failures from every address are forgotten)."""
     user = get_object_or_404(User, pk=pk)
     unlock_username(user.username)
@@ -95,7 +94,7 @@ def user_unlock(request, pk: int):
 
 @admin_required
 @require_POST
-def address_unlock(request):
+def address_unlock(request: HttpRequest) -> HttpResponse:
     """Lift a sign-in lockout of one client address (e.g. an office behind one NAT address)."""
     address = request.POST.get("ip_address", "")
     if address in locked_addresses():
@@ -108,7 +107,7 @@ def address_unlock(request):
 @admin_required
 @sensitive_post_parameters("password1", "password2")
 @require_http_methods(["GET", "POST"])
-def user_create(request):
+def user_create(request: HttpRequest) -> HttpResponse:
     form = UserCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
@@ -120,7 +119,7 @@ def user_create(request):
 
 @admin_required
 @require_http_methods(["GET", "POST"])
-def user_edit(request, pk: int):
+def user_edit(request: HttpRequest, pk: int) -> HttpResponse:
     user = get_object_or_404(User, pk=pk)
     form = UserEditForm(request.POST or None, instance=user)
     if request.method == "POST" and form.is_valid():
@@ -150,7 +149,7 @@ def _end_sessions(user: User) -> None:
 
 @admin_required
 @require_GET
-def audit_log(request):
+def audit_log(request: HttpRequest) -> HttpResponse:
     events = AuditEvent.objects.select_related("actor")
     action = request.GET.get("action", "")
     if action:
@@ -159,7 +158,7 @@ def audit_log(request):
     return render(request, "accounts/audit.html", {"page": page, "action": action})
 
 
-def server_error(request):
+def server_error(request: HttpRequest) -> HttpResponse:
     """The 500 page (handler500): no detail, only the request id that the server log carries too (W9).
 
     Rendered without the request's context, like Django's own, so a failing database or session cannot

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -45,7 +46,7 @@ class TokenForm(forms.Form):
 
 @never_cache
 @require_http_methods(["GET", "POST"])
-def token_list(request):
+def token_list(request: HttpRequest) -> HttpResponse:
     """The user's tokens and the create form; after a valid POST the new token is shown once, in this response."""
     form = TokenForm(request.POST or None)
     new_token = None
@@ -81,7 +82,7 @@ def token_list(request):
 
 
 @require_POST
-def token_revoke(request, pk: int):
+def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     """Revoke one of the user's own tokens (others' ids answer 404); it stops working at once."""
     token = get_object_or_404(ApiToken, pk=pk, user=request.user)
     changed = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())

@@ -25,21 +25,11 @@ from ninja.parser import Parser
 from accounts.permissions import deny
 from integrations.connectors import CONNECTORS
 from projects.choices import ACTIVE_RUN_STATUSES, SEVERITY_BADGE, Severity, Trigger
-from projects.findings import (
-    CHANGE_CHOICES,
-    COUNT_CAP,
-    MAX_OFFSET,
-    PAGE_SIZE,
-    SORTS,
-    STATE_CHOICES,
-    TRIAGE_CHOICES,
-    FindingFilters,
-    list_findings,
-    needs_attention_q,
-)
+from projects.findings.filters import CHANGE_CHOICES, SORTS, STATE_CHOICES, TRIAGE_CHOICES, FindingFilters
+from projects.findings.queries import COUNT_CAP, MAX_OFFSET, PAGE_SIZE, list_findings
 from projects.models import Finding, Project, ScannerProfile, ScanRun
 from projects.permissions import can_edit, visible_projects
-from projects.runs import RunRefused, request_run
+from projects.runs.services import RunRefused, request_run
 
 from . import schemas
 from .auth import SessionAuth, TokenAuth, anonymous_message
@@ -192,7 +182,7 @@ def open_findings(project: Project) -> dict[str, int]:
     counts = {label: 0 for label in SEVERITY_BADGE.values()}
     rows = (
         Finding.objects.filter(project=project)
-        .filter(needs_attention_q())
+        .needs_attention()
         .values("effective_severity")
         .annotate(n=Count("id"))
         .order_by()

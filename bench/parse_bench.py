@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from integrations.connectors.tenable_io.client import TenableClient
-from integrations.connectors.tenable_io.nessus import iter_hosts
 from integrations.connectors.tenable_io.simulator import TenableSimulator
+from integrations.formats.nessus import iter_hosts
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("bench-access", "bench-secret")

@@ -24,6 +24,7 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("integrations/", include("integrations.urls")),
     path("projects/", include("projects.urls")),
+    path("projects/", include("webhooks.urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -8,11 +8,6 @@ from django.utils.crypto import salted_hmac
 from .models import Integration
 from .services import NOT_ALLOWED, URL_CHANGED, is_allowed_api_url, is_loopback, same_api_url
 
-TOKEN_HELP = (
-    "In Tenable.io: Settings › My Account › API Keys › Generate (or, for a dedicated user, Settings › Users › "
-    "the user › API Keys). Copy both keys at once — the Secret Key is shown only once."
-)
-
 
 class IntegrationForm(forms.ModelForm):
     """Connection Name, the connector's declared credentials (write-only) and the API URL.
@@ -29,8 +24,6 @@ class IntegrationForm(forms.ModelForm):
         labels = {"name": "Connection Name", "api_url": "API URL"}
         help_texts = {
             "name": "A unique name for this connection, e.g. the Tenable.io container it reaches.",
-            "api_url": "Default https://cloud.tenable.com. FedRAMP and other regions use their own tenable.com "
-            "URL (e.g. https://fedcloud.tenable.com). Changing it means entering both keys again.",
         }
 
     def __init__(self, *args, connector_slug: str, **kwargs):
@@ -38,6 +31,7 @@ class IntegrationForm(forms.ModelForm):
         self.instance.connector = connector_slug
         self.spec = self.instance.spec
         self.fields["api_url"].initial = self.spec.default_api_url
+        self.fields["api_url"].help_text = self.spec.api_url_help
         has_keys = bool(self.instance.pk and self.instance.access_key_hint)
         # Read before validation: ModelForm copies the submitted URL onto the instance while cleaning.
         self.saved_api_url = self.instance.api_url if self.instance.pk else ""
@@ -76,7 +70,7 @@ class IntegrationForm(forms.ModelForm):
             raise forms.ValidationError(
                 "Remove the user name and password from the URL; keys go in the fields above."
             )
-        if not is_allowed_api_url(url):
+        if not is_allowed_api_url(url, self.spec.api_domain):
             raise forms.ValidationError(NOT_ALLOWED)
         return url
 

@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models.functions import Cast
 from django.urls import reverse
 
-from .connectors import CONNECTORS, connector_for
+from .connectors import Connector, connector_choices, connector_for
 from .fields import SecretField
 
 DEFAULT_API_URL = "https://cloud.tenable.com"
@@ -25,7 +25,8 @@ class IntegrationQuerySet(models.QuerySet):
 class Integration(models.Model):
     """A named connection to a scanner service (one Tenable.io container), with its keys encrypted at rest."""
 
-    connector = models.CharField(max_length=32, choices=[(slug, c.label) for slug, c in CONNECTORS.items()])
+    # Choices are read from the registry when needed: registering a connector needs no migration.
+    connector = models.CharField(max_length=32, choices=connector_choices)
     name = models.CharField("Connection Name", max_length=100, unique=True)
     is_active = models.BooleanField(default=False)
     api_url = models.URLField("API URL", max_length=300, default=DEFAULT_API_URL)
@@ -53,7 +54,8 @@ class Integration(models.Model):
         return reverse("integrations:settings", args=[self.pk])
 
     @property
-    def spec(self):
+    def spec(self) -> type[Connector]:
+        """The connector class of this connection: its declaration, and what `open_connector` builds."""
         return connector_for(self.connector)
 
     @property

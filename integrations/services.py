@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.fernet import InvalidToken
@@ -14,15 +15,11 @@ from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import record
 
-from .connectors import connector_for
-from .connectors.tenable_io.errors import TenableError
+from .connectors import Connector, ConnectorError
 from .models import Integration
 
 log = logging.getLogger(__name__)
 
-NO_SCANS_RESOLUTION = (
-    "Ensure at least one completed scan exists in your Tenable.io account and the API key has access to it."
-)
 UNDECRYPTABLE = (
     "The stored keys cannot be decrypted with this server's FERNET_KEYS (the encryption key changed). "
     "Re-enter the User Key and Secret Key."
@@ -65,8 +62,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def is_allowed_api_url(url: str) -> bool:
-    """Tenable's own hosts (`*.tenable.com` over https), hosts listed in TENABLE_API_HOSTS, loopback under DEBUG.
+def is_allowed_api_url(url: str, domain: str = TENABLE_DOMAIN) -> bool:
+    """The service's own hosts (`*.tenable.com` over https: the connector's `api_domain`), hosts listed in
+    TENABLE_API_HOSTS, loopback under DEBUG.
 
     Decided from the URL alone, before connecting, so the answer says nothing about what exists at an address.
     Plain http is only ever allowed to loopback (the local simulator).
@@ -88,8 +86,8 @@ def is_allowed_api_url(url: str) -> bool:
     listed = {entry.strip().lower() for entry in settings.TENABLE_API_HOSTS if entry.strip()}
     if host in listed or (settings.DEBUG and is_loopback(host)):
         return secure or is_loopback(host)
-    tenable_host = host == TENABLE_DOMAIN or host.endswith("." + TENABLE_DOMAIN)
-    return secure and tenable_host and port in (None, 443)
+    vendor_host = bool(domain) and (host == domain or host.endswith("." + domain))
+    return secure and vendor_host and port in (None, 443)
 
 
 def same_api_url(a: str, b: str) -> bool:
@@ -110,41 +108,44 @@ class TestResult:
     details: dict = field(default_factory=dict)
 
 
-@sensitive_variables("access_key", "secret_key", "stored")
-def stored_credentials(integration: Integration) -> tuple[str, str, str]:
-    """The stored keys and the API URL saved with them, read from the database (never from a form-edited instance).
-
-    An undecryptable value becomes a message instead of a 500 (RELIABILITY §3.4).
+@sensitive_variables("credentials", "stored")
+def stored_credentials(integration: Integration) -> tuple[dict[str, str], str]:
+    """The stored credentials (by field name) and the API URL saved with them, read from the database (never
+    from a form-edited instance). An undecryptable value becomes a message instead of a 500 (RELIABILITY §3.4).
     """
     if integration.pk is None:
         raise CredentialsUnavailable(NO_KEYS)
+    names = integration.spec.credential_names()
     try:
-        stored = Integration.objects.only("access_key", "secret_key", "api_url").get(pk=integration.pk)
+        stored = Integration.objects.only(*names, "api_url").get(pk=integration.pk)
     except InvalidToken:
         log.critical("Integration %s: stored keys cannot be decrypted with FERNET_KEYS", integration.pk)
         raise CredentialsUnavailable(UNDECRYPTABLE) from None
-    if not stored.access_key or not stored.secret_key:
+    credentials = {name: getattr(stored, name) for name in names}
+    if not all(credentials.values()):
         raise CredentialsUnavailable(NO_KEYS)
-    return stored.access_key, stored.secret_key, stored.api_url
+    return credentials, stored.api_url
 
 
-@sensitive_variables("access_key", "secret_key", "stored_access", "stored_secret")
-def open_connector(integration: Integration, *, interactive: bool = False, **overrides):
+@sensitive_variables("typed", "credentials", "stored")
+def open_connector(integration: Integration, *, interactive: bool = False, **overrides: Any) -> Connector:
     """A connector for this connection. Interactive calls (Test Connection, Bind to) get a short time budget.
 
-    Keys typed in (both of them) may go to any allowed API URL; a stored key only ever goes to the URL saved
+    Overrides named like a credential field are typed-in keys; `api_url` is the URL to try; the rest are options.
+    Keys typed in (all of them) may go to any allowed API URL; a stored key only ever goes to the URL saved
     with it (RELIABILITY S8), whatever URL the caller or an edited instance asks for.
     """
-    access_key = overrides.pop("access_key", None)
-    secret_key = overrides.pop("secret_key", None)
+    spec = integration.spec
+    typed = {name: overrides.pop(name, None) or "" for name in spec.credential_names()}
     api_url = overrides.pop("api_url", None) or integration.api_url
-    if not is_allowed_api_url(api_url):
+    if not is_allowed_api_url(api_url, spec.api_domain):
         raise AddressNotAllowed
-    if not access_key or not secret_key:
-        stored_access, stored_secret, saved_url = stored_credentials(integration)
+    credentials = typed
+    if not all(typed.values()):
+        stored, saved_url = stored_credentials(integration)
         if not same_api_url(api_url, saved_url):
             raise CredentialsUnavailable(URL_CHANGED)
-        access_key, secret_key = access_key or stored_access, secret_key or stored_secret
+        credentials = {name: typed[name] or stored[name] for name in typed}
     options = {"timeout": settings.TENABLE_TIMEOUT, **overrides}
     # Exports are decoded under the upload cap, so a gzip bomb cannot outgrow what an upload may be.
     options.setdefault("max_download_bytes", settings.NESSUS_UPLOAD_MAX_BYTES)
@@ -155,22 +156,19 @@ def open_connector(integration: Integration, *, interactive: bool = False, **ove
             budget=budget,
             max_retries=1,
         )
-    return connector_for(integration.connector or "tenableiovm")(access_key, secret_key, api_url, **options)
+    return spec(api_url=api_url, **credentials, **options)
 
 
-@sensitive_variables("access_key", "secret_key")
-def test_connection(
-    integration: Integration, *, access_key: str = "", secret_key: str = "", api_url: str = ""
-) -> TestResult:
+@sensitive_variables("credentials")
+def test_connection(integration: Integration, *, api_url: str = "", **credentials: str) -> TestResult:
     """Test the given keys (blank means the stored ones) and say who they belong to and how many scans they see."""
+    spec = integration.spec
     try:
-        connector = open_connector(
-            integration, interactive=True, access_key=access_key, secret_key=secret_key, api_url=api_url
-        )
-        info = connector.test_connection()
+        with open_connector(integration, interactive=True, api_url=api_url, **credentials) as connector:
+            info = connector.test_connection()
     except CredentialsUnavailable as exc:
         return TestResult(False, exc.message)
-    except TenableError as exc:
+    except ConnectorError as exc:
         return TestResult(False, exc.message, details={"kind": exc.kind, "status": exc.status})
     who = info.username or "this API key"
     container = f" (container {info.container})" if info.container else ""
@@ -181,7 +179,7 @@ def test_connection(
         details={"username": info.username, "container": info.container, "scan_count": info.scan_count},
     )
     if info.scan_count == 0:
-        result.warning = f"No scans are visible to this key. {NO_SCANS_RESOLUTION}"
+        result.warning = f"No scans are visible to this key. {spec.no_scans_resolution}".strip()
     return result
 
 

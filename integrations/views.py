@@ -2,19 +2,20 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.db.models import ProtectedError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigger_client_event
 
+from accounts.htmx import close_drawer
 from accounts.models import record
 from accounts.permissions import admin_required
 
 from .connectors import CONNECTORS, connectors_by_category
-from .forms import TOKEN_HELP, IntegrationForm
+from .forms import IntegrationForm
 from .models import SECRET_FIELDS, Integration
 from .services import UNDECRYPTABLE, remember_result, same_api_url, test_connection
 
@@ -37,7 +38,7 @@ def _slug_or_404(slug: str) -> str:
 @admin_required
 @never_cache
 @require_GET
-def scanners(request):
+def scanners(request: HttpRequest) -> HttpResponse:
     """Integrations › Scanners: one tab per connector category, one card per connector with its connections."""
     categories = connectors_by_category()
     tab = request.GET.get("tab") or categories[0][0]
@@ -79,7 +80,7 @@ def _cards(tab: str, categories) -> list[dict]:
 
 @admin_required
 @require_POST
-def activate_connector(request, slug: str):
+def activate_connector(request: HttpRequest, slug: str) -> HttpResponse:
     """Activate a connector: reactivate its connections, or create the first one and open its settings."""
     spec = CONNECTORS[_slug_or_404(slug)]
     existing = _connections().filter(connector=slug)
@@ -94,16 +95,15 @@ def activate_connector(request, slug: str):
             connector=slug, name=name, is_active=True, api_url=spec.default_api_url, updated_by=request.user
         )
         record(request.user, "integration.activated", integration, request)
-        messages.info(
-            request, f"{spec.label} activated. Enter the User Key and Secret Key, then Test Connection."
-        )
+        keys = " and ".join(field.label for field in spec.credential_fields)
+        messages.info(request, f"{spec.label} activated. Enter the {keys}, then Test Connection.")
         target = f"{reverse('integrations:scanners')}?tab={spec.category}&open={integration.pk}"
     return HttpResponseClientRedirect(target) if request.htmx else redirect(target)
 
 
 @admin_required
 @require_POST
-def set_active(request, pk: int, active: bool):
+def set_active(request: HttpRequest, pk: int, active: bool) -> HttpResponse:
     integration = _get(pk)
     Integration.objects.filter(pk=pk).update(is_active=active)
     record(
@@ -118,7 +118,7 @@ def set_active(request, pk: int, active: bool):
 @never_cache
 @sensitive_post_parameters(*SECRET_FIELDS)
 @require_http_methods(["GET", "POST"])
-def connection_settings(request, pk: int | None = None, slug: str | None = None):
+def connection_settings(request: HttpRequest, pk: int | None = None, slug: str | None = None) -> HttpResponse:
     """The settings panel (drawer): Connection Name, User Key, Secret Key, API URL; Test Connection; Save and Connect.
 
     Saving keys that fail the test is allowed only once the user has seen the failure (`confirm_failed`).
@@ -137,16 +137,19 @@ def connection_settings(request, pk: int | None = None, slug: str | None = None)
                 "integrations/partials/_test_result.html",
                 {"result": result, "confirm_token": form.fingerprint()},
             )
-            response["HX-Retarget"] = "#test-result"
-            response["HX-Reswap"] = "innerHTML"
-            return response
-    context = {"form": form, "integration": integration, "result": result, "token_help": TOKEN_HELP}
+            return reswap(retarget(response, "#test-result"), "innerHTML")
+    context = {
+        "form": form,
+        "integration": integration,
+        "result": result,
+        "token_help": integration.spec.token_help,
+    }
     if request.htmx:
         return render(request, "integrations/partials/_settings_drawer.html", context)
     return render(request, "integrations/settings.html", context)
 
 
-def _save(request, form: IntegrationForm, result):
+def _save(request: HttpRequest, form: IntegrationForm, result) -> HttpResponse:
     created = form.instance.pk is None
     changed = form.changed_data
     integration = form.save(commit=False)
@@ -181,12 +184,7 @@ def _save(request, form: IntegrationForm, result):
         )
     target = f"{reverse('integrations:scanners')}?tab={integration.spec.category}"
     if request.htmx:
-        response = render(request, "partials/_messages.html")
-        response["HX-Retarget"] = "#messages"
-        response["HX-Reswap"] = "innerHTML"
-        # After the swap, and the refresh before the close: closing the drawer detaches the form the events bubble from.
-        trigger_client_event(response, "integrationsChanged", after="settle")
-        return trigger_client_event(response, "closeDrawer", after="settle")
+        return close_drawer(render(request, "partials/_messages.html"), refresh="integrationsChanged")
     return redirect(target)
 
 
@@ -194,7 +192,7 @@ def _save(request, form: IntegrationForm, result):
 @never_cache
 @sensitive_post_parameters(*SECRET_FIELDS)
 @require_POST
-def test(request, pk: int | None = None, slug: str | None = None):
+def test(request: HttpRequest, pk: int | None = None, slug: str | None = None) -> HttpResponse:
     """Test Connection: tests the values in the form (blank secrets mean the stored ones) and stores the outcome."""
     integration = _get(pk) if pk else Integration(connector=_slug_or_404(slug))
     saved_url = integration.api_url  # validation copies the submitted URL onto the instance
@@ -228,7 +226,7 @@ def test(request, pk: int | None = None, slug: str | None = None):
 
 @admin_required
 @require_POST
-def delete(request, pk: int):
+def delete(request: HttpRequest, pk: int) -> HttpResponse:
     integration = _get(pk)
     try:
         integration.delete()

@@ -6,4 +6,6 @@ class ProjectsConfig(AppConfig):
     verbose_name = "Projects"
 
     def ready(self) -> None:
-        from . import signals, webhooks  # noqa: F401  (schedule clean-up; webhook re-enable on URL save)
+        # The schedule clean-up receiver, and the tasks (services publish them by name, so they must be registered).
+        from . import tasks  # noqa: F401
+        from .profiles import schedules  # noqa: F401

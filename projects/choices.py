@@ -76,6 +76,11 @@ class FindingState(models.TextChoices):
     REOPENED = "reopened", "Reopened"
 
 
+# "Open" in the UI, the API and the importer: open or reopened (everything but fixed).
+OPEN_FINDING_STATES = (FindingState.OPEN, FindingState.REOPENED)
+SEVERITIES_DESC = (4, 3, 2, 1, 0)
+
+
 class Triage(models.TextChoices):
     NONE = "", "None"
     FALSE_POSITIVE = "false_positive", "False positive"

@@ -1,14 +1,9 @@
-"""A profile's schedule goes with it, however the profile is deleted (directly or with its project)."""
+"""Signals the projects app sends, for apps above it to subscribe to (it never imports them)."""
 
 from __future__ import annotations
 
-from django.db.models.signals import post_delete
-from django.dispatch import receiver
+from django.dispatch import Signal
 
-from .models import ScannerProfile
-from .profiles import delete_schedule
-
-
-@receiver(post_delete, sender=ScannerProfile, dispatch_uid="projects.profile_schedule_cleanup")
-def delete_profile_schedule(sender, instance: ScannerProfile, **kwargs) -> None:
-    delete_schedule(instance.periodic_task_id)
+# A run ended (succeeded or failed): sent with `run=`, inside the transaction that records its end, so a receiver's
+# writes (the webhooks outbox) commit with the run's outcome or not at all.
+run_finished = Signal()

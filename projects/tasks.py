@@ -1,75 +1,15 @@
-"""Celery tasks: thin wrappers that take ids and call the services in projects.runs."""
+"""The projects app's Celery tasks, gathered where Celery's autodiscovery looks (`<app>.tasks`).
 
-from __future__ import annotations
+Each room defines its own; their names stay `projects.tasks.<name>` for queued messages, routes and beat.
+"""
 
-import logging
+from .findings.tasks import expire_risk_acceptances
+from .runs.tasks import import_uploaded_file, run_scan, run_scheduled_profile, sweep_stale_runs
 
-from celery import shared_task
-from django.conf import settings
-
-from .choices import Trigger
-from .models import ScannerProfile
-from .runs import MAX_ATTEMPTS, RetryLater, RunRefused, execute_run, execute_upload, request_run
-
-log = logging.getLogger(__name__)
-
-
-@shared_task(
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=MAX_ATTEMPTS,
-    soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
-    time_limit=settings.CELERY_TASK_TIME_LIMIT,
-)
-def run_scan(self, run_id: int) -> None:
-    """Execute one run of a scanner profile; transient Tenable failures retry with backoff (bounded)."""
-    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-    try:
-        execute_run(run_id, redelivered=redelivered)
-    except RetryLater as wait:
-        raise self.retry(countdown=wait.countdown)
-
-
-@shared_task(
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
-    time_limit=settings.CELERY_TASK_TIME_LIMIT,
-)
-def import_uploaded_file(self, run_id: int, path: str) -> None:
-    """Import an uploaded `.nessus` file (streamed to disk by the web process) into its run's project."""
-    execute_upload(run_id, path, redelivered=bool((self.request.delivery_info or {}).get("redelivered")))
-
-
-@shared_task
-def run_scheduled_profile(profile_id: int) -> None:
-    """Beat's tick for a profile's Scheduler: request a run, or skip (logged) while one is still active."""
-    profile = ScannerProfile.objects.filter(pk=profile_id).select_related("project").first()
-    if profile is None:
-        log.warning("Scheduled run skipped: scanner profile %s no longer exists", profile_id)
-        return
-    try:
-        request_run(profile, trigger=Trigger.SCHEDULE)
-    except RunRefused as refused:
-        log.info("Scheduled run of profile %s skipped: %s", profile_id, refused.message)
-
-
-@shared_task
-def sweep_stale_runs() -> int:
-    """Fail runs whose worker died without a trace (no heartbeat), so none shows 'running' forever."""
-    from .runs import sweep_stale_runs as sweep
-
-    return sweep()
-
-
-@shared_task
-def expire_risk_acceptances() -> int:
-    """Re-open findings whose risk acceptance has expired."""
-    from .triage import expire_acceptances
-
-    return expire_acceptances()
-
-
-from .webhook_tasks import deliver_webhook, sweep_webhooks  # noqa: E402,F401
+__all__ = [
+    "expire_risk_acceptances",
+    "import_uploaded_file",
+    "run_scan",
+    "run_scheduled_profile",
+    "sweep_stale_runs",
+]

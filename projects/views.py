@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.db import transaction
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -12,15 +13,15 @@ from accounts.permissions import deny
 from integrations.models import Integration
 
 from .choices import SEVERITY_BADGE, Severity
-from .findings import needs_attention_q
+from .findings.overview import project_overview
 from .forms import MembershipForm, MembershipRoleForm, ProjectDeleteForm, ProjectForm
-from .models import Finding, Membership, ScannerProfile
+from .models import Finding, FindingQuerySet, Membership, ScannerProfile
 from .permissions import get_project, visible_projects
-from .profiles import delete_schedule
+from .profiles.schedules import delete_schedule
 
 
 @require_GET
-def dashboard(request):
+def dashboard(request: HttpRequest) -> HttpResponse:
     """The start page: what is connected, which projects exist, and the next step when nothing does."""
     projects = visible_projects(request.user)
     integrations = Integration.objects.defer("access_key", "secret_key") if request.user.is_admin else None
@@ -28,14 +29,14 @@ def dashboard(request):
         "projects": projects[:8],
         "project_count": projects.count(),
         "integrations": integrations,
-        "open_findings": Finding.objects.filter(needs_attention_q(), project__in=projects).count(),
+        "open_findings": Finding.objects.filter(project__in=projects).needs_attention().count(),
     }
     return render(request, "projects/dashboard.html", context)
 
 
 def with_finding_counts(projects):
     """Open findings per effective severity and the number of scanner profiles, in the one list query."""
-    is_open = needs_attention_q(prefix="findings__")
+    is_open = FindingQuerySet.needs_attention_q(prefix="findings__")
     by_severity = {
         f"open_{SEVERITY_BADGE[value]}": Count(
             "findings", filter=is_open & Q(findings__effective_severity=value)
@@ -57,7 +58,7 @@ def with_finding_counts(projects):
 
 
 @require_GET
-def project_list(request):
+def project_list(request: HttpRequest) -> HttpResponse:
     """Every project the user can see, with its open findings by severity."""
     projects = list(with_finding_counts(visible_projects(request.user)))
     for project in projects:
@@ -69,7 +70,7 @@ def project_list(request):
 
 
 @require_http_methods(["GET", "POST"])
-def project_create(request):
+def project_create(request: HttpRequest) -> HttpResponse:
     if not request.user.is_admin:
         raise deny(request, "project.create")
     form = ProjectForm(request.POST or None)
@@ -86,16 +87,14 @@ def project_create(request):
 
 
 @require_GET
-def project_detail(request, pk: int):
+def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The project's overview: open findings by severity, the last run's changes, the trend, profiles, hosts."""
-    from .findings import project_overview  # local import: this module's imports belong to another area
-
     project = get_project(request, pk)
     return render(request, "projects/detail.html", {"project": project, **project_overview(project)})
 
 
 @require_http_methods(["GET", "POST"])
-def project_edit(request, pk: int):
+def project_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """Settings › General: name and description. Renaming changes what `kdt scan -p` must say."""
     project = get_project(request, pk, edit=True)
     old_name = project.name
@@ -126,7 +125,7 @@ def _delete_impact(project) -> dict[str, int]:
 
 
 @require_http_methods(["GET", "POST"])
-def project_delete(request, pk: int):
+def project_delete(request: HttpRequest, pk: int) -> HttpResponse:
     """Delete a project with everything in it, after the name is typed; admins only."""
     project = get_project(request, pk)
     if not request.user.is_admin:
@@ -148,7 +147,7 @@ def project_delete(request, pk: int):
 
 
 @require_http_methods(["GET", "POST"])
-def members(request, pk: int):
+def members(request: HttpRequest, pk: int) -> HttpResponse:
     """Settings › Members: who is in the project with which role; admins add, change and remove."""
     project = get_project(request, pk)
     is_admin = request.user.is_admin
@@ -179,7 +178,7 @@ def members(request, pk: int):
     )
 
 
-def _membership(request, pk: int, membership_pk: int, action: str) -> Membership:
+def _membership(request: HttpRequest, pk: int, membership_pk: int, action: str) -> Membership:
     project = get_project(request, pk)
     if not request.user.is_admin:
         raise deny(request, action, project)
@@ -187,7 +186,7 @@ def _membership(request, pk: int, membership_pk: int, action: str) -> Membership
 
 
 @require_POST
-def member_role(request, pk: int, membership_pk: int):
+def member_role(request: HttpRequest, pk: int, membership_pk: int) -> HttpResponse:
     membership = _membership(request, pk, membership_pk, "project.member_change")
     old_role = membership.role
     form = MembershipRoleForm(request.POST, instance=membership)
@@ -213,7 +212,7 @@ def member_role(request, pk: int, membership_pk: int):
 
 
 @require_POST
-def member_remove(request, pk: int, membership_pk: int):
+def member_remove(request: HttpRequest, pk: int, membership_pk: int) -> HttpResponse:
     membership = _membership(request, pk, membership_pk, "project.member_remove")
     username = membership.user.username
     membership.delete()

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from projects.models import Finding, Project, ScannerProfile, ScanRun
-from projects.runs import execute_run
+from projects.runs.services import execute_run
 from tests.integrations.conftest import make_integration
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def instant_worker(monkeypatch):
-    monkeypatch.setattr("projects.runs._publish", execute_run)
+    monkeypatch.setattr("projects.runs.services._publish", execute_run)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from accounts.choices import Role
 from integrations.connectors.tenable_io.simulator import TenableSimulator
 from projects.models import Project, ScannerProfile
-from projects.runs import execute_run
+from projects.runs.services import execute_run
 from tests.conftest import login, make_user
 from tests.integrations.conftest import make_integration
 
@@ -32,7 +32,7 @@ def worker_thread(monkeypatch):
 
         threading.Thread(target=work, daemon=True).start()
 
-    monkeypatch.setattr("projects.runs._publish", publish)
+    monkeypatch.setattr("projects.runs.services._publish", publish)
 
 
 def test_run_now_shows_progress_then_counts(page, worker_thread, postgres_required):

@@ -10,13 +10,14 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from accounts.choices import Role
+from outbound.signing import generate_secret, new_message_id
 from projects.choices import RunStatus
-from projects.models import ScannerProfile, ScanRun, WebhookAttempt, WebhookDelivery
-from projects.webhook_signing import generate_secret, new_message_id
-from projects.webhooks import run_payload
+from projects.models import ScannerProfile, ScanRun
 from tests.conftest import login, make_project, make_user
 from tests.integrations.conftest import make_integration
-from tests.projects.test_webhooks import Receiver
+from tests.webhooks.test_webhooks import Receiver
+from webhooks.models import WebhookAttempt, WebhookDelivery
+from webhooks.services import run_payload
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SHOTS = os.environ.get("SCREENSHOT_DIR", "/tmp/shots")

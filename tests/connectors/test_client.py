@@ -24,8 +24,8 @@ from integrations.connectors.tenable_io.client import (
     parse_retry_after,
 )
 from integrations.connectors.tenable_io.errors import TenableError
-from integrations.connectors.tenable_io.nessus import NessusParseError, iter_hosts
 from integrations.connectors.tenable_io.simulator import TenableSimulator
+from integrations.formats.nessus import NessusParseError, iter_hosts
 from tests.tenable_fixtures import (
     SIM_ACCESS_KEY,
     SIM_FORBIDDEN_ACCESS_KEY,

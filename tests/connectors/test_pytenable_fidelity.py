@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from integrations.connectors.tenable_io.nessus import iter_hosts
 from integrations.connectors.tenable_io.simulator import SimulatorServer, TenableSimulator
+from integrations.formats.nessus import iter_hosts
 from tests.tenable_fixtures import SIM_ACCESS_KEY, SIM_BASIC_ACCESS_KEY, SIM_BASIC_SECRET_KEY, SIM_SECRET_KEY
 
 tenable_io = pytest.importorskip("tenable.io")

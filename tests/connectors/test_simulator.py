@@ -9,8 +9,8 @@ import tracemalloc
 import pytest
 import requests
 
-from integrations.connectors.tenable_io.nessus import iter_hosts
 from integrations.connectors.tenable_io.simulator import FAULTS, TenableSimulator
+from integrations.formats.nessus import iter_hosts
 from tests.tenable_fixtures import SIM_ACCESS_KEY, SIM_SECRET_KEY
 
 KEYS = {"X-ApiKeys": f"accessKey={SIM_ACCESS_KEY}; secretKey={SIM_SECRET_KEY}"}

@@ -10,8 +10,8 @@ from datetime import datetime
 import pytest
 import requests
 
-from integrations.connectors.tenable_io.nessus import iter_hosts
 from integrations.connectors.tenable_io.simulator import TenableSimulator
+from integrations.formats.nessus import iter_hosts
 from tests.tenable_fixtures import SIM_BASIC_ACCESS_KEY, SimClock
 
 ADMIN = {"X-ApiKeys": "accessKey=sim-access; secretKey=sim-secret"}

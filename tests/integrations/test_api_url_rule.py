@@ -142,7 +142,7 @@ def test_new_url_with_both_keys_is_saved_and_the_audit_names_the_urls(admin_clie
         )
     finally:
         second.stop()
-    assert "closeDrawer" in response["HX-Trigger-After-Settle"]
+    assert "closeDrawer" in response["HX-Trigger-After-Swap"]
     integration.refresh_from_db()
     assert integration.api_url == second.url and integration.last_test_ok
     change = AuditEvent.objects.get(action="integration.changed")

@@ -146,8 +146,8 @@ def test_save_and_connect_stores_encrypted_keys_and_the_result(admin_client, adm
         reverse("integrations:new", args=["tenableiovm"]), _form(tenable_simulator.url), headers=HX
     )
     assert (
-        "closeDrawer" in response["HX-Trigger-After-Settle"]
-        and "integrationsChanged" in response["HX-Trigger-After-Settle"]
+        "closeDrawer" in response["HX-Trigger-After-Swap"]
+        and "integrationsChanged" in response["HX-Trigger-After-Swap"]
     )
     integration = Integration.objects.get()
     assert integration.access_key == SIM_ACCESS_KEY and integration.secret_key == SIM_SECRET_KEY

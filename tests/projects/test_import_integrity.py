@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from projects.choices import RunStatus
 from projects.models import Asset, Finding, Project, ScanRun
-from projects.runs import execute_upload, import_upload, sweep_stale_runs
+from projects.runs.services import execute_upload, import_upload, sweep_stale_runs
 
 pytestmark = pytest.mark.django_db
 
@@ -177,7 +177,7 @@ def test_hosts_inside_one_file_are_never_merged(upload):
 @pytest.mark.parametrize("batch_rows", [20_000, 1], ids=["one batch", "a batch per host"])
 def test_a_repeated_host_block_is_one_host(upload, monkeypatch, batch_rows):
     """The same ReportHost twice (or one host uuid twice) is one host, and its findings count once."""
-    monkeypatch.setattr("projects.importer.BATCH_ROWS", batch_rows)
+    monkeypatch.setattr("projects.runs.importer.BATCH_ROWS", batch_rows)
     plain = {"name": "10.1.1.1", "ip": "10.1.1.1", "items": [CRITICAL, INFO]}
     run = upload(plain, {**ALICE, "items": [CRITICAL]}, plain, {**ALICE, "ip": "10.20.0.6", "items": [INFO]})
     assert (run.count_hosts, run.count_total, Asset.objects.count()) == (2, 4, 2)
@@ -232,7 +232,7 @@ def _assert_nothing_counted(run: ScanRun, status: str = RunStatus.FAILED) -> Non
 @pytest.mark.django_db(transaction=True)
 def test_a_cut_upload_fails_with_zero_counts(project, tmp_path, monkeypatch):
     """Progress committed while importing (PostgreSQL merges on its own connection) must not survive the failure."""
-    monkeypatch.setattr("projects.importer.BATCH_ROWS", 4)  # progress is reported after every batch
+    monkeypatch.setattr("projects.runs.importer.BATCH_ROWS", 4)  # progress is reported after every batch
     path = _cut_file(tmp_path)
     run = ScanRun.objects.create(project=project, trigger="upload", source_name="cut.nessus")
     execute_upload(run.pk, path)
@@ -253,7 +253,7 @@ def test_a_swept_run_fails_with_zero_counts(project):
 
 
 def test_a_canceled_run_keeps_no_counts(project):
-    from projects.runs import cancel_run
+    from projects.runs.services import cancel_run
 
     run = ScanRun.objects.create(
         project=project, status=RunStatus.IMPORTING, count_total=20_000, count_by_severity={"0": 20_000}
@@ -264,7 +264,7 @@ def test_a_canceled_run_keeps_no_counts(project):
 
 
 def test_a_run_sent_back_for_a_retry_keeps_no_counts(project, settings):
-    from projects.runs import RetryLater, _fail_or_retry
+    from projects.runs.services import RetryLater, _fail_or_retry
 
     settings.RUN_RETRY_BASE = 1
     run = ScanRun.objects.create(

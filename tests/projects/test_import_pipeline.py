@@ -14,7 +14,7 @@ from django.utils import timezone
 from integrations.connectors.tenable_io.simulator import TenableSimulator
 from projects.choices import RunStatus
 from projects.models import Finding, FindingEvent, Project, RunAsset, ScannerProfile, ScanRun
-from projects.runs import (
+from projects.runs.services import (
     RetryLater,
     RunRefused,
     cancel_run,
@@ -254,7 +254,7 @@ def test_canceled_or_aborted_scan_ends_the_run_with_tenables_word(sim, profile):
 
 
 def test_one_active_run_per_profile(profile, monkeypatch):
-    monkeypatch.setattr("projects.runs._publish", lambda run_id: None)
+    monkeypatch.setattr("projects.runs.services._publish", lambda run_id: None)
     first = request_run(profile)
     with pytest.raises(RunRefused) as refused:
         request_run(profile)
@@ -306,8 +306,8 @@ def test_unreachable_queue_answers_within_5_s_and_says_what_happened(
     from django.core.files.uploadedfile import SimpleUploadedFile
     from django.urls import reverse
 
-    from projects.models import WebhookDelivery
-    from projects.runs import NOT_QUEUED, QUEUE_UNAVAILABLE
+    from projects.runs.services import NOT_QUEUED, QUEUE_UNAVAILABLE
+    from webhooks.models import WebhookDelivery
 
     ScannerProfile.objects.filter(pk=profile.pk).update(webhook_url="https://hooks.example.com/scan")
     settings.MEDIA_ROOT = tmp_path
@@ -437,9 +437,9 @@ def test_enqueue_waits_for_commit(profile, django_capture_on_commit_callbacks, m
 def test_scheduled_tick_while_a_run_is_active_is_skipped_with_a_reason(profile, caplog, monkeypatch):
     from projects.tasks import run_scheduled_profile
 
-    monkeypatch.setattr("projects.runs._publish", lambda run_id: None)
+    monkeypatch.setattr("projects.runs.services._publish", lambda run_id: None)
     active = ScanRun.objects.create(project=profile.project, profile=profile, status=RunStatus.EXPORTING)
-    caplog.set_level("INFO", logger="projects.tasks")
+    caplog.set_level("INFO", logger="projects.runs.tasks")
     run_scheduled_profile(profile.pk)
     assert ScanRun.objects.filter(profile=profile).count() == 1
     assert f"skipped: A run of {profile.name} is already in progress (run #{active.pk}" in caplog.text
@@ -460,7 +460,7 @@ def test_soft_time_limit_fails_the_run_and_imports_nothing(sim, profile, monkeyp
     def too_slow(*args, **kwargs):
         raise SoftTimeLimitExceeded()
 
-    monkeypatch.setattr("projects.runs.import_nessus", too_slow)
+    monkeypatch.setattr("projects.runs.services.import_hosts", too_slow)
     run = _run(profile)
     assert run.status == RunStatus.FAILED and "longer than its" in run.error and not Finding.objects.exists()
 
@@ -472,7 +472,7 @@ def test_two_simultaneous_run_requests_start_one_run(profile, monkeypatch, postg
 
     from django.db import connection
 
-    monkeypatch.setattr("projects.runs._publish", lambda run_id: None)
+    monkeypatch.setattr("projects.runs.services._publish", lambda run_id: None)
     barrier, outcomes = threading.Barrier(2), []
 
     def click():

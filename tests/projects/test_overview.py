@@ -10,7 +10,7 @@ import pytest
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from projects.findings import project_overview
+from projects.findings.overview import project_overview
 from tests.conftest import make_project
 from tests.projects.test_findings import XSS, make_asset, make_finding, make_plugin, make_profile, make_run
 
@@ -127,7 +127,7 @@ def test_top_hosts_limit_is_exact_when_triage_reorders(project, populated):
     a, b = populated["a"], populated["b"]
     # Triage both of a's criticals: a drops below b and c. Counted without triage, c (3 criticals) and a
     # rank above b, so the top one is only right if the query looks past the hosts that have triage.
-    from projects.findings import top_hosts
+    from projects.findings.overview import top_hosts
     from projects.models import Finding
 
     Finding.objects.filter(asset=a, effective_severity=4, state="open").update(triage="false_positive")
@@ -137,7 +137,7 @@ def test_top_hosts_limit_is_exact_when_triage_reorders(project, populated):
 
 
 def test_profiles_with_last_and_next_run(member_client, project, populated, monkeypatch):
-    from projects import findings
+    from projects.findings import overview as findings
 
     failed = project.runs.order_by("-created_at").first()
     profiles = member_client.get(detail(project)).context["profiles"]
@@ -146,7 +146,7 @@ def test_profiles_with_last_and_next_run(member_client, project, populated, monk
     body = member_client.get(detail(project)).content.decode()
     assert "DMZ weekly" in body and "Failed" in body
 
-    # When the profile's schedule is on, the next run comes from projects.profiles.next_run_at.
+    # When the profile's schedule is on, the next run comes from projects.profiles.schedules.next_run_at.
     at = timezone.now() + timedelta(hours=5)
     monkeypatch.setattr(findings, "next_run_at", lambda profile: at)
     populated["profile"].__class__.objects.filter(pk=populated["profile"].pk).update(scheduler_enabled=True)
@@ -155,7 +155,7 @@ def test_profiles_with_last_and_next_run(member_client, project, populated, monk
 
 
 def test_next_run_guard_survives_errors(project, monkeypatch):
-    from projects import findings
+    from projects.findings import overview as findings
 
     profile = make_profile(project)
     profile.scheduler_enabled = True
@@ -163,9 +163,9 @@ def test_next_run_guard_survives_errors(project, monkeypatch):
     def boom(_):
         raise RuntimeError("schedule broken")
 
-    import projects.profiles
+    from projects.profiles import schedules
 
-    monkeypatch.setattr(projects.profiles, "next_run_at", boom, raising=False)
+    monkeypatch.setattr(schedules, "next_run_at", boom)
     assert findings.next_run_at(profile) is None
 
 

@@ -15,7 +15,7 @@ from django.urls import reverse
 from accounts.models import AuditEvent
 from integrations import services
 from projects.models import ScannerProfile, ScanRun
-from projects.profiles import bind_to_choices, list_scans
+from projects.profiles.sources import bind_to_choices, list_scans
 from tests.conftest import make_project, make_user
 from tests.integrations.conftest import make_integration
 from tests.tenable_fixtures import SIM_FORBIDDEN_ACCESS_KEY, SIM_FORBIDDEN_SECRET_KEY

@@ -16,7 +16,7 @@ from django_celery_beat.models import PeriodicTask
 from accounts.models import AuditEvent
 from integrations.models import Integration
 from projects.models import Asset, Finding, Membership, Plugin, Project, ScannerProfile, ScanRun
-from projects.profiles import sync_schedule
+from projects.profiles.schedules import sync_schedule
 from projects.views import with_finding_counts
 from tests.conftest import make_project, make_user
 

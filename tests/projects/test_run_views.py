@@ -24,7 +24,7 @@ HX = {"HX-Request": "true"}
 def published(monkeypatch):
     """Record publishes instead of talking to a broker."""
     sent: list = []
-    monkeypatch.setattr("projects.runs._publish", lambda run_id: sent.append(run_id))
+    monkeypatch.setattr("projects.runs.services._publish", lambda run_id: sent.append(run_id))
     return sent
 
 
@@ -131,7 +131,7 @@ def test_upload_imports_through_the_pipeline(
     if not (FIXTURES / "nessus_many_vuln.xml").exists():
         pytest.skip("shared fixtures absent")
     settings.MEDIA_ROOT = tmp_path
-    from projects import runs
+    from projects.runs import services as runs
 
     # Run the import where the worker would, right after the web request commits.
     monkeypatch.setattr(
@@ -222,7 +222,7 @@ def test_run_now_leaves_no_stale_queued_message_above_the_finished_run(
     def finish_at_once(run_id: int) -> None:  # a fast worker: done before the browser follows the redirect
         ScanRun.objects.filter(pk=run_id).update(status=RunStatus.SUCCEEDED, message="Imported 3 findings")
 
-    monkeypatch.setattr("projects.runs._publish", finish_at_once)
+    monkeypatch.setattr("projects.runs.services._publish", finish_at_once)
     with django_capture_on_commit_callbacks(execute=True):
         response = member_client.post(reverse("projects:run_now", args=[project.pk, profile.pk]))
     html = member_client.get(response.url).content.decode()

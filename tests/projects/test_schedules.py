@@ -11,9 +11,10 @@ import pytest
 from django.urls import reverse
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-from projects.forms import cron_error
 from projects.models import ScannerProfile
-from projects.profiles import RUN_TASK, crontab_fields, describe_tenable_schedule, next_run_at, sync_schedule
+from projects.profiles.forms import cron_error
+from projects.profiles.schedules import RUN_TASK, crontab_fields, next_run_at, sync_schedule
+from projects.profiles.sources import describe_tenable_schedule
 from tests.conftest import make_project
 from tests.integrations.conftest import make_integration
 from tests.projects.test_profiles import HX, edit_url, form_data, make_profile, new_url

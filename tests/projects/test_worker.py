@@ -13,7 +13,7 @@ import pytest
 
 from projects.choices import RunStatus
 from projects.models import Finding, Project, ScannerProfile, ScanRun
-from projects.runs import request_run
+from projects.runs.services import request_run
 from tests.integrations.conftest import make_integration
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]

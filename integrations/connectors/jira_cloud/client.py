@@ -47,7 +47,7 @@ from urllib3.exceptions import (
 )
 from urllib3.exceptions import SSLError as Urllib3SSLError
 
-from ..tenable_io.client import TenableRetry, parse_retry_after
+from ..http import BoundedRetry, parse_retry_after
 from . import adf
 from . import errors as say
 from .errors import JiraError
@@ -190,11 +190,11 @@ class SearchPage:
 # ---------------------------------------------------------------------------------------------------
 
 
-class JiraRetry(TenableRetry):
+class JiraRetry(BoundedRetry):
     """The Tenable door's retry (Retry-After honoured and clamped, a time budget), plus one rule:
     a POST that writes (create, transition, comment) is retried only on 429, never on 5xx, since Jira
     may have applied it. Read timeouts, and cut connections on anything but GET, are never retried
-    (see TenableRetry); connection failures before anything was sent are, for every method.
+    (see BoundedRetry); connection failures before anything was sent are, for every method.
     """
 
     def increment(

@@ -6,20 +6,16 @@ failures into `TenableError` with a sentence a security admin can act on.
 
 from __future__ import annotations
 
-import email.utils
 import http.client
 import io
 import logging
 import math
-import random
 import re
 import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC
 from typing import IO, Any
 from urllib.parse import quote, urlsplit
 
@@ -30,16 +26,24 @@ from urllib3.exceptions import (
     DecodeError,
     IncompleteRead,
     InvalidChunkLength,
-    MaxRetryError,
     NameResolutionError,
     NewConnectionError,
     ProtocolError,
     ReadTimeoutError,
-    ResponseError,
 )
 from urllib3.exceptions import SSLError as Urllib3SSLError
-from urllib3.util.retry import Retry
 
+from ..base import (
+    AgentGroup,
+    ConnectionInfo,
+    Folder,
+    HistoryEntry,
+    ScanDetails,
+    ScanSummary,
+    Schedule,
+    SourceList,
+)
+from ..http import BoundedRetry, parse_retry_after
 from . import errors as say
 from .errors import TenableError
 
@@ -60,218 +64,6 @@ DOWNLOAD_TOO_LARGE = (
 )
 _OPTIONAL_KINDS = ("forbidden", "not_found", "bad_response")  # failures that only cost a detail
 _KEY_CHARS = re.compile(r"[\x21-\x3a\x3c-\x7e]+")  # printable ASCII except ';' (it would split the header)
-
-
-# ---------------------------------------------------------------------------------------------------
-# What the calls return
-# ---------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionInfo:
-    """Who the keys belong to and how many scans they can see."""
-
-    username: str | None
-    container: str | None
-    scan_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class Folder:
-    """A Tenable scan folder (`type` is main, trash or custom)."""
-
-    id: int
-    name: str
-    type: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ScanSummary:
-    """One item of `GET /scans`; `uuid` is the latest run's uuid (None when never run)."""
-
-    id: int
-    schedule_uuid: str | None
-    uuid: str | None
-    name: str
-    status: str
-    type: str | None
-    folder_id: int | None
-    owner: str | None
-    enabled: bool
-    control: bool
-    last_modification_date: int | None
-    rrules: str | None
-    starttime: str | None
-    timezone: str | None
-    policy_id: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class ScanList:
-    """Folders and scans visible to the keys."""
-
-    folders: list[Folder]
-    scans: list[ScanSummary]
-
-    def visible(self) -> list[ScanSummary]:
-        """Scans outside the trash folder: what Bind to lists and Test Connection counts (one rule for both).
-
-        A scan in Tenable's trash is a deleted scan to our users; a scan of unknown folder is shown.
-        """
-        trash = {folder.id for folder in self.folders if folder.type == "trash"}
-        return [scan for scan in self.scans if scan.folder_id not in trash]
-
-
-@dataclass(frozen=True, slots=True)
-class AgentGroup:
-    """An agent group targeted by an agent scan."""
-
-    name: str
-    agents_count: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class Schedule:
-    """A scan's schedule as Tenable stores it (an iCalendar RRULE plus start time and zone)."""
-
-    enabled: bool
-    rrules: str | None
-    starttime: str | None
-    timezone: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    """One run of a scan; archived runs (older than 35 days) still export."""
-
-    history_id: int
-    uuid: str
-    status: str
-    creation_date: int | None
-    last_modification_date: int | None
-    is_archived: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ScanDetails:
-    """What the Bind to drawer shows about a scan, plus its run history (newest first)."""
-
-    id: int
-    name: str
-    status: str
-    policy: str | None
-    scanner: str | None
-    targets: list[str]
-    tags: list[str]
-    agent_groups: list[AgentGroup]
-    schedule: Schedule | None
-    host_count: int | None
-    scan_type: str | None
-    history: list[HistoryEntry]
-    schedule_uuid: str | None
-    last_run_uuid: str | None
-    folder_id: int | None = None
-
-
-# ---------------------------------------------------------------------------------------------------
-# Retries
-# ---------------------------------------------------------------------------------------------------
-
-
-def parse_retry_after(
-    value: str | None, *, minimum: float = 1.0, maximum: float = 300.0, now: float | None = None
-) -> float | None:
-    """Seconds to wait from a `Retry-After` value (seconds or HTTP-date), clamped; None when unusable."""
-    if value is None:
-        return None
-    value = value.strip()
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        seconds = float(value)
-    else:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-        if when is None:
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    return min(max(seconds, minimum), maximum)
-
-
-class TenableRetry(Retry):
-    """urllib3 `Retry` that clamps `Retry-After`, backs off on garbage, and stops at a time budget.
-
-    When the next wait would pass `budget` seconds (counted from the first failure), it stops and the
-    caller gets the last 429/5xx response. DNS, TLS and read-timeout failures are never retried here:
-    they are fast, certain or already slow; the background task retries them later.
-    """
-
-    RETRY_AFTER_STATUS_CODES = RETRY_STATUSES
-
-    def __init__(
-        self,
-        *args: Any,
-        budget: float = 60.0,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        started: float | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.budget = budget
-        self.started = started
-        self._sleep = sleep
-        self._clock = clock
-        self._planned: float | None = None
-
-    def new(self, **kw: Any) -> TenableRetry:
-        kw.setdefault("budget", self.budget)
-        kw.setdefault("sleep", self._sleep)
-        kw.setdefault("clock", self._clock)
-        kw.setdefault("started", self.started if self.started is not None else self._clock())
-        return super().new(**kw)
-
-    def next_delay(self, response: Any = None) -> float:
-        """The wait before the next attempt: Retry-After when usable, else exponential backoff + jitter."""
-        if response is not None and self.respect_retry_after_header:
-            header = response.headers.get("Retry-After")
-            seconds = parse_retry_after(header, maximum=self.retry_after_max)
-            if seconds is not None:
-                return seconds
-        failures = max(len(self.history), 1)
-        base = min(self.backoff_max, self.backoff_factor * 2 ** (failures - 1))
-        return base + random.uniform(0, base / 4)
-
-    def increment(
-        self,
-        method: str | None = None,
-        url: str | None = None,
-        response: Any = None,
-        error: Exception | None = None,
-        _pool: Any = None,
-        _stacktrace: Any = None,
-    ) -> TenableRetry:
-        if error is not None:
-            if isinstance(error, ReadTimeoutError) or (
-                self._is_read_error(error) and (method or "").upper() != "GET"
-            ):
-                raise error.with_traceback(_stacktrace)
-            if isinstance(error, (NameResolutionError, Urllib3SSLError)):
-                raise MaxRetryError(_pool, url, error) from error
-        retry = super().increment(method, url, response, error, _pool, _stacktrace)
-        delay = retry.next_delay(response)
-        if retry._clock() - retry.started + delay > retry.budget:
-            reason = error or ResponseError(f"retry budget of {retry.budget:g} s spent")
-            raise MaxRetryError(_pool, url, reason) from reason
-        retry._planned = delay
-        return retry
-
-    def sleep(self, response: Any = None) -> None:
-        delay = self._planned if self._planned is not None else self.next_delay(response)
-        if delay > 0:
-            self._sleep(delay)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -318,7 +110,7 @@ class TenableClient:
                 "Accept": "application/json",
             }
         )
-        retry = TenableRetry(
+        retry = BoundedRetry(
             total=max_retries,
             connect=max_retries,
             read=max_retries,
@@ -371,7 +163,7 @@ class TenableClient:
             container = _str_or_none(session.get("container_name"))
         return ConnectionInfo(username=username, container=container, scan_count=len(scans))
 
-    def list_scans(self) -> ScanList:
+    def list_scans(self) -> SourceList:
         """All scans and folders the keys can see, each scan with its folder where Tenable says so plausibly."""
         data = self._json("GET", "/scans")
         folders = [
@@ -385,7 +177,7 @@ class TenableClient:
             listed = {n for item in items if (n := _int_or_none(item.get("id"))) is not None}
             membership = self._folder_membership(folders, listed)
         scans = [_scan_summary(item, membership) for item in items]
-        return ScanList(folders=folders, scans=scans)
+        return SourceList(folders=folders, scans=scans)
 
     def _folder_membership(self, folders: list[Folder], listed: set[int]) -> dict[int, int]:
         """Each scan's folder, asked folder by folder (list items carry no folder_id).

@@ -1,12 +1,15 @@
-"""Tenable.io VM as a connector: the declaration the UI renders, and our interface over the client."""
+"""Tenable.io VM as a connector: the declaration the UI renders, and the contract over the client."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO
+from typing import Any
 
-from ..base import Connector, CredentialField
+from ...formats import nessus
+from ...formats.records import HostRecord
+from ..base import ConnectionInfo, Connector, CredentialField, ScanDetails, SourceList
+from .client import TenableClient
 
 
 class TenableIOConnector(Connector):
@@ -20,9 +23,19 @@ class TenableIOConnector(Connector):
         "Bind project scanners to existing Tenable.io scans and import their findings."
     )
     default_api_url = "https://cloud.tenable.com"
+    api_domain = "tenable.com"
+    api_url_help = (
+        "Default https://cloud.tenable.com. FedRAMP and other regions use their own tenable.com "
+        "URL (e.g. https://fedcloud.tenable.com). Changing it means entering both keys again."
+    )
     token_instructions = (
         "https://docs.tenable.com/vulnerability-management/Content/Settings/my-account/GenerateAPIKey.htm"
     )
+    token_help = (
+        "In Tenable.io: Settings › My Account › API Keys › Generate (or, for a dedicated user, Settings › Users › "
+        "the user › API Keys). Copy both keys at once — the Secret Key is shown only once."
+    )
+    no_scans_resolution = "Ensure at least one completed scan exists in your Tenable.io account and the API key has access to it."
     credential_fields = (
         # Labels are the Invicti seed's; the help also names NopSec's words ("Access Token", "Secret Token").
         CredentialField(
@@ -39,36 +52,40 @@ class TenableIOConnector(Connector):
         ),
     )
 
-    def __init__(self, access_key: str, secret_key: str, api_url: str, **client_options):
-        """`client_options` go to TenableClient: timeout, budget, max_retries, sleep, clock."""
-        from .client import TenableClient
-
+    def __init__(self, access_key: str, secret_key: str, api_url: str, **client_options: Any) -> None:
+        """`client_options` go to TenableClient: timeout, budget, max_retries, max_download_bytes, sleep, clock."""
         self.client = TenableClient(access_key, secret_key, api_url, **client_options)
 
     def __repr__(self) -> str:
         return f"<TenableIOConnector {self.client.api_url}>"
 
-    def test_connection(self):
+    def test_connection(self) -> ConnectionInfo:
         """Who the keys belong to and how many scans they can see; raises TenableError with the reason."""
         return self.client.test_connection()
 
-    def list_scans(self):
+    def list_sources(self) -> SourceList:
         """The scans (and folders) the keys can see, for the Bind to dropdown."""
         return self.client.list_scans()
 
-    def describe_scan(self, scan_id):
+    def describe_source(self, source_id: int | str) -> ScanDetails:
         """Targets, tags, agents, policy, scanner, schedule, history and host count of one scan."""
-        return self.client.describe_scan(scan_id)
+        return self.client.describe_scan(source_id)
 
-    def start_scan(self, scan_id) -> str:
+    def launch(self, source_id: int | str) -> str:
         """Launch the Tenable scan; returns the new run's uuid."""
-        return self.client.launch(scan_id)
+        return self.client.launch(source_id)
 
-    def latest_status(self, scan_id) -> str:
-        return self.client.latest_status(scan_id)
+    def latest_status(self, source_id: int | str) -> str:
+        """`GET /scans/{id}/latest-status`: the cheap poll while a launched scan runs."""
+        return self.client.latest_status(source_id)
 
     @contextmanager
-    def open_run(self, scan_id, history_id: int | None = None, **kwargs) -> Iterator[IO[bytes]]:
-        """The run's `.nessus` export as a binary stream, never held in memory."""
-        with self.client.export_nessus(scan_id, history_id, **kwargs) as stream:
-            yield stream
+    def open_findings(
+        self, source_id: int | str, history_id: int | None = None, *, deadline: float = 1800
+    ) -> Iterator[Iterator[HostRecord]]:
+        """The run's `.nessus` export, streamed through the `.nessus` reader: hosts one at a time."""
+        with self.client.export_nessus(source_id, history_id, deadline=deadline) as stream:
+            yield nessus.iter_hosts(stream)
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,6 +1,8 @@
-"""The one error type the Tenable.io door raises, with the user-facing sentences it carries."""
+"""The error the Tenable.io door raises (the connector contract's `ConnectorError`), and its sentences."""
 
 from __future__ import annotations
+
+from ..base import ConnectorError
 
 # User-facing sentences (the seed's troubleshooting wording where it has one).
 AUTH = (
@@ -57,41 +59,5 @@ KINDS = frozenset(
 )
 
 
-class TenableError(Exception):
+class TenableError(ConnectorError):
     """A failed Tenable.io call: `message` is for the user, `permanent` says whether retrying can help."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        kind: str,
-        permanent: bool,
-        status: int | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.kind = kind
-        self.permanent = permanent
-        self.status = status
-        self.retry_after = retry_after
-
-    def __str__(self) -> str:
-        return self.message
-
-    def __repr__(self) -> str:
-        return (
-            f"TenableError(kind={self.kind!r}, status={self.status!r}, permanent={self.permanent!r}, "
-            f"retry_after={self.retry_after!r}, message={self.message!r})"
-        )
-
-    def __reduce__(self):
-        # Keeps the error picklable (Celery ships exceptions between processes).
-        return (
-            _rebuild,
-            (self.message, self.kind, self.permanent, self.status, self.retry_after),
-        )
-
-
-def _rebuild(message, kind, permanent, status, retry_after) -> TenableError:
-    return TenableError(message, kind=kind, permanent=permanent, status=status, retry_after=retry_after)

@@ -12,7 +12,7 @@ from accounts.models import User, record
 from integrations.models import Integration
 from integrations.services import open_connector, remember_result, test_connection
 from projects.models import Membership, Project, ScannerProfile
-from projects.runs import RunRefused, request_run
+from projects.runs.services import RunRefused, request_run
 
 
 class Command(BaseCommand):
@@ -57,7 +57,8 @@ class Command(BaseCommand):
             defaults={"description": "Findings imported from the Tenable.io simulator.", "created_by": admin},
         )
         Membership.objects.get_or_create(project=project, user=admin)
-        scans = open_connector(integration).list_scans().scans
+        with open_connector(integration) as connector:
+            scans = connector.list_sources().scans
         scan = next((s for s in scans if s.status == "completed" and s.type != "agent"), scans[0])
         profile, created = ScannerProfile.objects.get_or_create(
             project=project,
