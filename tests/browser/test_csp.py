@@ -87,11 +87,10 @@ def import_payloads(project: Project, tmp_path, profile: ScannerProfile | None =
 
 
 @pytest.fixture
-def world(tenable_simulator, tmp_path, settings):
+def world(tenable_simulator, tmp_path):
     """An admin's view of a working install: a connection to the simulator, a project whose profile is bound to
     a simulated scan with a webhook, runs that succeeded, failed and are running, imported findings, an API
     token, a member and a viewer. Free texts carry script payloads."""
-    settings.WEBHOOK_ALLOWED_PRIVATE = ["127.0.0.1/32"]
     sim = tenable_simulator.sim
     admin = make_user("admin", Role.ADMIN, first_name=PAYLOAD, is_staff=True, is_superuser=True)
     member = make_user("member", Role.MEMBER)
