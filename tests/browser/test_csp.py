@@ -148,8 +148,8 @@ def world(tenable_simulator, tmp_path):
 
 
 def our_pages(world) -> list[tuple[str, str]]:
-    """(route name, URL) of every GET route of ours, with the world's ids; integration and user routes take
-    their own `pk`."""
+    """(route name, URL) of every GET route of ours, with the world's ids; integration, token and user routes
+    take their own `pk`, any other namespace the project's ids."""
     project_ids = {
         "pk": world["project"].pk,
         "profile_pk": world["profile"].pk,
@@ -177,7 +177,7 @@ def our_pages(world) -> list[tuple[str, str]]:
         namespace = name.split(":")[0] if ":" in name else ""
         if name in NOT_PAGES:
             continue
-        url = dict(by_namespace[namespace])[name]
+        url = dict(by_namespace.get(namespace, by_namespace["projects"]))[name]  # e.g. a webhooks app
         pages.append((name, url + queries.get(name, "")))
     return pages
 
