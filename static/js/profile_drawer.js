@@ -1,5 +1,5 @@
 // The scan configuration drawer: Severity+ / Severity- exclusivity, Scheduler fields that follow the
-// chosen frequency, the Bind to search box and copying a one-time webhook secret. The server enforces
+// chosen frequency and the Bind to search box (copying the one-time webhook secret is app.js's). The server enforces
 // all of it again; this only keeps the drawer tidy. Works for drawers swapped in by htmx and full pages.
 (function () {
   var OTHER = { severity_plus: "severity_minus", severity_minus: "severity_plus" };
@@ -49,16 +49,6 @@
         if (match) shown++;
       });
       group.hidden = shown === 0;
-    });
-  });
-
-  document.addEventListener("click", function (e) {
-    var button = e.target.closest && e.target.closest("[data-copy-secret]");
-    if (!button) return;
-    var value = button.parentElement.querySelector("[data-secret]");
-    if (!value || !navigator.clipboard) return;
-    navigator.clipboard.writeText(value.textContent.trim()).then(function () {
-      button.textContent = "Copied";
     });
   });
 
