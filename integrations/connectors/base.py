@@ -375,17 +375,18 @@ class ExportStatus:
         """Why this job cannot give a complete result, in one sentence; None while active or when complete."""
         reason = f": {self.reason.rstrip('.')}" if self.reason else ""
         if self.status in ("ERROR", "CANCELLED"):
-            available = len(self.chunks_available)
+            ready, cancelled = len(self.chunks_available), len(self.chunks_cancelled)
             return (
-                f"The export job ended {self.status}{reason} "
-                f"({available} chunk{'s' if available != 1 else ''} were ready, "
-                f"{len(self.chunks_cancelled)} cancelled); nothing after the last complete sync is certain."
+                f"The export job ended {self.status}{reason} ({ready} chunk{'s' if ready != 1 else ''} ready, "
+                f"{cancelled} cancelled); the export is incomplete."
             )
         if self.status == "FINISHED" and (self.chunks_failed or self.chunks_cancelled):
             failed = ", ".join(str(c) for c in (*self.chunks_failed, *self.chunks_cancelled))
             return f"The export job finished, but chunk(s) {failed} failed{reason}; the export is incomplete."
         if not self.active and self.status != "FINISHED":
-            return f"The export job has an unexpected status {self.status!r}{reason}."
+            return (
+                f"The export job has an unexpected status {self.status!r}{reason}; the export is incomplete."
+            )
         return None
 
 
@@ -459,7 +460,8 @@ class Connector(ABC):
 
     @abstractmethod
     def test_connection(self) -> ConnectionInfo:
-        """Prove the keys and the permission to read scans; say who they belong to."""
+        """Prove the keys and the permission to list scans; say who they belong to and, where the connector can
+        tell, their role, what they may view and what they can do (`ConnectionInfo.capabilities`)."""
 
     @abstractmethod
     def list_sources(self) -> SourceList:

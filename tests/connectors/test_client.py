@@ -55,11 +55,11 @@ def test_test_connection_names_user_and_counts_scans(tenable_client, tenable_sim
     info = tenable_client.test_connection()
     # The count is what Bind to lists: the scan in Tenable's trash is not counted (issue 12 §7).
     assert (info.username, info.container, info.scan_count) == ("secops@example.com", "Example Corp", 11)
-    # The list, then each folder; then (issue 15) the role, one scan's details and the agent groups.
+    # The list, then each folder; then (issue 15) the role, a read of one scan and the agent groups.
     probed = tenable_simulator.sim.scan_id("completed")
     assert paths(tenable_simulator.sim) == ["GET /scans"] * 5 + [
         "GET /session",
-        f"GET /scans/{probed}",
+        f"GET /scans/{probed}/latest-status",
         "GET /scanners/null/agent-groups",
     ]
     assert all(r.has_api_keys_header for r in tenable_simulator.sim.requests)

@@ -79,7 +79,7 @@ def test_each_role_gets_its_checklist(server, role, number, name, username, visi
     assert [c.optional for c in info.capabilities] == [False, False, True, False, True]
     assert all(c.sentence.endswith(".") and c.label for c in info.capabilities)
     assert sentence(info, CAN_LIST_SCANS) == "Can list scans: 11 scans visible."
-    # Cheap reads only: the scan list (and its folders), who, what it may view, one scan, the agent groups.
+    # Cheap reads only: the scan list (and its folders), who, what it may view, one scan's status, the groups.
     calls = [f"{r.method} {r.path}" for r in server.sim.requests]
     assert len(calls) <= 9 and not any(c.startswith("POST") for c in calls)
     assert server.sim.export_jobs_created == 0
@@ -175,7 +175,7 @@ def test_visibility_is_read_from_the_permission_configurations(granted, kind, ta
 
 def test_a_scan_the_key_may_not_view_is_named(server):
     sim = server.sim
-    sim.set_fault("forbidden", path=f"/scans/{sim.scan_id('completed')}", method="GET")
+    sim.set_fault("forbidden", path=f"/scans/{sim.scan_id('completed')}/", method="GET")
     with connect(server, "scan_operator") as connector:
         info = connector.test_connection()
     read = info.capability(CAN_READ_SCAN_RESULTS)

@@ -309,7 +309,10 @@ def test_error_with_partial_chunks_is_visible_and_never_complete(server, connect
     last = statuses[-1]
     assert last.status == "ERROR" and len(last.chunks_available) == 2 and len(last.chunks_cancelled) == 2
     assert not last.complete and not last.active and len(chunks) == 2
-    assert last.problem().startswith("The export job ended ERROR: Export failed while processing chunks")
+    assert last.problem() == (
+        "The export job ended ERROR: Export failed while processing chunks; the remaining chunks were cancelled "
+        "(2 chunks ready, 2 cancelled); the export is incomplete."
+    )
 
 
 def test_finished_with_failed_chunks_is_not_complete(server, connector):

@@ -2,9 +2,9 @@
 
 Pure functions over the answers of cheap read calls (the client makes the calls): `/session` gives the role
 number, `/api/v3/access-control/permissions/users/me` what the user may view, `GET /scans` the scans and the
-user's permission on each, a scan details read proves "read scan results", the agent-group list proves
-Scan Manager. What can only be proven by creating something (an export job, a scan launch) is inferred from
-the role and says so. Roles and the calls they allow: TENABLE_API.md › Roles and permissions per call.
+user's permission on each, reading one scan (its latest status) proves "read scan results", the agent-group
+list proves Scan Manager. What can only be proven by creating something (an export job, a scan launch) is
+inferred from the role and says so. Roles and the calls they allow: TENABLE_API.md › Roles and permissions per call.
 """
 
 from __future__ import annotations

@@ -176,7 +176,7 @@ class TenableClient:
 
         The count is `list_scans().visible()`, so it always matches what Bind to lists. Then `/session` (user,
         container, role), the user's permission configurations (what it may view; skipped for
-        Administrators, who see all), one scan's details (can it read results?) and the agent-group list
+        Administrators, who see all), one scan's latest status (can it read results?) and the agent-group list
         (Scan Manager). Only the scan list must succeed: a refused extra call is a line of the checklist.
         """
         scans = self.list_scans().visible()
@@ -200,7 +200,9 @@ class TenableClient:
         probed = _probe_target(scans)
         scan_read = None
         if probed is not None:
-            scan_read = self._probe("GET", f"/scans/{_ref(probed.id)}")
+            # Same rights as the scan details (Scan Operator + Can View on the scan), a few bytes instead of
+            # a document that lists every host of a big scan.
+            scan_read = self._probe("GET", f"/scans/{_ref(probed.id)}/latest-status")
         agent_groups = self._probe("GET", "/scanners/null/agent-groups", what="agent-groups")
         return ConnectionInfo(
             username=_str_or_none(session.get("username")),
