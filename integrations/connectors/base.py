@@ -10,10 +10,17 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar
 
-from ..formats.records import HostRecord
+from ..formats.records import (
+    FINDING_STATES,
+    ExportAsset,
+    ExportFinding,
+    HostRecord,
+    RejectedRecord,
+)
 
 # Categories in the order the Integrations › Scanners tabs show them.
 CATEGORIES: list[tuple[str, str]] = [("infra", "Infra"), ("sast", "SAST"), ("dast", "DAST"), ("sca", "SCA")]
@@ -33,8 +40,10 @@ class ConnectorError(Exception):
     """A failed call to a scanner service, whichever connector made it.
 
     `message` is the sentence the user sees; `kind` names the failure (auth, forbidden, not_found, conflict,
-    rate_limited, server, dns, tls, timeout, connection, truncated, bad_response, …); `permanent` says
-    retrying cannot help; `retry_after` is the service's own wait in seconds, when it gave one.
+    rate_limited, server, dns, tls, timeout, connection, truncated, bad_response, …; for bulk exports also
+    expired — the job or chunk is gone, request a new export — and unreadable — a chunk that is not JSON;
+    unsupported — this connector has no such call); `permanent` says retrying cannot help; `retry_after` is
+    the service's own wait in seconds, when it gave one.
     """
 
     def __init__(
@@ -76,13 +85,79 @@ def _rebuild(cls, message, kind, permanent, status, retry_after) -> ConnectorErr
 # ---------------------------------------------------------------------------------------------------
 
 
+# Capability keys of `ConnectionInfo.capabilities`, in the order Test Connection lists them.
+CAN_LIST_SCANS = "list_scans"
+CAN_READ_SCAN_RESULTS = "read_scan_results"
+CAN_START_SCANS = "start_scans"
+CAN_EXPORT = "bulk_exports"
+CAN_SEE_AGENT_GROUPS = "agent_groups"
+# Capability statuses: proven by a read call, proven absent, expected from the role but not proven, not known.
+OK, MISSING, INFERRED, UNKNOWN = "ok", "missing", "inferred", "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Capability:
+    """One line of Test Connection's checklist: what the key can do, and how we know.
+
+    `status` is ok (a read call proved it), missing (a call was refused, or the role cannot), inferred
+    (the role allows it; proving it would mean creating something) or unknown (it could not be checked).
+    `sentence` says it in one sentence, naming the missing role or permission; `optional` capabilities
+    (agent groups, starting scans) only limit a feature, they never make the connection unusable.
+    """
+
+    key: str
+    label: str
+    status: str
+    sentence: str
+    optional: bool = False
+
+    @property
+    def usable(self) -> bool:
+        """Whether the product should offer the feature (only a proven absence hides it)."""
+        return self.status != MISSING
+
+
+@dataclass(frozen=True, slots=True)
+class Visibility:
+    """Which assets the key's user may view: all of them, the assets of some tags, or unknown (with why)."""
+
+    kind: str  # "all", "tags" or "unknown"
+    tags: tuple[str, ...] = ()  # "Category: Value" labels, when kind is "tags"
+    reason: str = ""  # why it is unknown
+
+    ALL: ClassVar[str] = "all"
+    TAGS: ClassVar[str] = "tags"
+    UNKNOWN: ClassVar[str] = "unknown"
+
+    def describe(self) -> str:
+        """The panel's words: "All Assets", the tags, or "could not be read"."""
+        if self.kind == self.ALL:
+            return "All Assets"
+        if self.kind == self.TAGS:
+            return ", ".join(self.tags) if self.tags else "No assets (no permission grants Can View)"
+        return f"could not be read{f' ({self.reason})' if self.reason else ''}"
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionInfo:
-    """Who the keys belong to and how many scans they can see (issue 15 adds the key's role and rights)."""
+    """Who the keys belong to, how many scans they see, and (where the connector knows) their role and rights.
+
+    `role` is the service's role number and `role_name` its name (e.g. 16, "Basic"); `visibility` which assets
+    the key may view; `capabilities` the checklist, in display order. A connector that knows none of it
+    leaves the defaults.
+    """
 
     username: str | None
     container: str | None
     scan_count: int
+    role: int | None = None
+    role_name: str | None = None
+    visibility: Visibility | None = None
+    capabilities: tuple[Capability, ...] = ()
+
+    def capability(self, key: str) -> Capability | None:
+        """The checklist line with this key (CAN_LIST_SCANS, …), or None when the connector does not report it."""
+        return next((c for c in self.capabilities if c.key == key), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,15 +188,36 @@ class ScanSummary:
     starttime: str | None
     timezone: str | None
     policy_id: int | None
+    user_permissions: int | None = None  # the key's permission on this scan (16 Can View, 32 Can Execute, …)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportScope:
+    """A bindable source of the second kind, "Vulnerability data": everything the key may view, or one tag.
+
+    `id` is stable and is what a profile stores: "all", or "tag:<tag value uuid>". `tag` is (category, value)
+    for the export's tag filter; `asset_count` is None when the service does not say.
+    """
+
+    id: str
+    label: str
+    tag: tuple[str, str] | None = None
+    asset_count: int | None = None
+
+    ALL_ID: ClassVar[str] = "all"
+    ALL_LABEL: ClassVar[str] = "All assets this key can view"
 
 
 @dataclass(frozen=True, slots=True)
 class SourceList:
-    """What a connection can bind to, in folders. Today every source is a scan; another kind of source
-    (e.g. vulnerability data by asset or tag) is a further list beside `scans`."""
+    """What a connection can bind to: scans in folders, and export scopes ("Vulnerability data").
+
+    Connectors without bulk exports leave `scopes` empty.
+    """
 
     folders: list[Folder]
     scans: list[ScanSummary]
+    scopes: list[ExportScope] = field(default_factory=list)
 
     def visible(self) -> list[ScanSummary]:
         """Scans outside the trash folder: what Bind to lists and Test Connection counts (one rule for both).
@@ -181,6 +277,158 @@ class ScanDetails:
     schedule_uuid: str | None
     last_run_uuid: str | None
     folder_id: int | None = None
+    # False when the scan targets agent groups this key may not read (they need Scan Manager): the drawer
+    # says "agent groups not visible with this key" instead of showing none.
+    agent_groups_visible: bool = True
+
+
+# ---------------------------------------------------------------------------------------------------
+# Bulk exports (the second way in: everything the key may view, incrementally)
+# ---------------------------------------------------------------------------------------------------
+
+SEVERITY_WORDS = ("info", "low", "medium", "high", "critical")
+EXPORT_ACTIVE = ("QUEUED", "PROCESSING")  # the other statuses are final: FINISHED, CANCELLED, ERROR
+
+
+@dataclass(frozen=True, slots=True)
+class VulnExportRequest:
+    """What a vulnerability export asks for.
+
+    `since` (epoch seconds; 0 is the start of time) is required: without a time filter Tenable returns only
+    the last 30 days. It brings OPEN/REOPENED findings last found since then and FIXED ones fixed since then.
+    `states` defaults to all three (fixed findings must come back to close ours); `severities` are words
+    (info … critical; empty = all); `tag` is (category, value); `num_assets` per chunk is clamped to 50–5000.
+    """
+
+    since: int
+    states: tuple[str, ...] = FINDING_STATES
+    severities: tuple[str, ...] = ()
+    tag: tuple[str, str] | None = None
+    include_unlicensed: bool = False
+    num_assets: int = 500
+
+    def __post_init__(self) -> None:
+        if isinstance(self.since, bool) or not isinstance(self.since, int) or self.since < 0:
+            raise ValueError(f"since must be epoch seconds (0 = the start of time), not {self.since!r}")
+        if not self.states or set(self.states) - set(FINDING_STATES):
+            raise ValueError(f"states must be some of {FINDING_STATES}, not {self.states!r}")
+        if set(self.severities) - set(SEVERITY_WORDS):
+            raise ValueError(f"severities must be some of {SEVERITY_WORDS}, not {self.severities!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class AssetExportRequest:
+    """What an asset export asks for: assets updated, deleted or terminated since `since` (epoch seconds)."""
+
+    since: int
+    chunk_size: int = 1000  # assets per chunk, clamped to 100–10000
+
+    def __post_init__(self) -> None:
+        if isinstance(self.since, bool) or not isinstance(self.since, int) or self.since < 0:
+            raise ValueError(f"since must be epoch seconds (0 = the start of time), not {self.since!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ExportJob:
+    """An export job the service runs: its uuid, and whether we adopted a job already running (a 409).
+
+    `kind` is "vulns" or "assets"; `version` says which asset export API answered ("v2", or "v1" when v2 was
+    refused); the product stores `uuid` on its run so a redelivered task can adopt the job again.
+    """
+
+    uuid: str
+    kind: str
+    adopted: bool = False
+    version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExportStatus:
+    """One status poll of an export job. Chunks finish out of order; download each as soon as it is listed.
+
+    `status` is QUEUED, PROCESSING, FINISHED, CANCELLED or ERROR. A FINISHED job may still have failed chunks:
+    only `complete` means every chunk can be read. `created` is when the service created the job.
+    """
+
+    uuid: str
+    status: str
+    chunks_available: tuple[int, ...] = ()
+    chunks_failed: tuple[int, ...] = ()
+    chunks_cancelled: tuple[int, ...] = ()
+    total_chunks: int | None = None
+    finished_chunks: int | None = None
+    empty_chunks: int | None = None
+    created: datetime | None = None
+    reason: str | None = None
+
+    @property
+    def active(self) -> bool:
+        """Still QUEUED or PROCESSING: poll again (with backoff, under a deadline)."""
+        return self.status in EXPORT_ACTIVE
+
+    @property
+    def complete(self) -> bool:
+        """FINISHED with no failed or cancelled chunk: once every listed chunk is merged, the cursor may move."""
+        return self.status == "FINISHED" and not self.chunks_failed and not self.chunks_cancelled
+
+    def problem(self) -> str | None:
+        """Why this job cannot give a complete result, in one sentence; None while active or when complete."""
+        reason = f": {self.reason.rstrip('.')}" if self.reason else ""
+        if self.status in ("ERROR", "CANCELLED"):
+            ready, cancelled = len(self.chunks_available), len(self.chunks_cancelled)
+            return (
+                f"The export job ended {self.status}{reason} ({ready} chunk{'s' if ready != 1 else ''} ready, "
+                f"{cancelled} cancelled); the export is incomplete."
+            )
+        if self.status == "FINISHED" and (self.chunks_failed or self.chunks_cancelled):
+            failed = ", ".join(str(c) for c in (*self.chunks_failed, *self.chunks_cancelled))
+            return f"The export job finished, but chunk(s) {failed} failed{reason}; the export is incomplete."
+        if not self.active and self.status != "FINISHED":
+            return (
+                f"The export job has an unexpected status {self.status!r}{reason}; the export is incomplete."
+            )
+        return None
+
+
+@dataclass(slots=True)
+class VulnChunk:
+    """One downloaded vulnerability chunk, decoded: its findings (`ExportFinding`, each with its host) and
+    the records set aside because they did not fit the schema (never dropped silently).
+
+    Treat the records as read-only: findings of one plugin share their lists (cves, cwes, see_also).
+    """
+
+    job_uuid: str
+    chunk_id: int
+    findings: list[ExportFinding]
+    rejected: list[RejectedRecord] = field(default_factory=list)
+    size: int = 0  # bytes downloaded (decoded)
+
+    def hosts(self) -> list[HostRecord]:
+        """The chunk's distinct hosts, in order of first appearance."""
+        return list({id(f.host): f.host for f in self.findings}.values())
+
+
+@dataclass(slots=True)
+class AssetChunk:
+    """One downloaded asset chunk, decoded: its assets, and the records set aside."""
+
+    job_uuid: str
+    chunk_id: int
+    assets: list[ExportAsset]
+    rejected: list[RejectedRecord] = field(default_factory=list)
+    size: int = 0
+
+    def gone(self) -> list[ExportAsset]:
+        """The assets deleted or terminated (their findings no longer apply)."""
+        return [a for a in self.assets if a.gone is not None]
+
+
+def unsupported(connector: Connector, what: str) -> ConnectorError:
+    """The error a connector without bulk exports raises (permanent: the product should not offer them)."""
+    return ConnectorError(
+        f"{connector.label} does not support {what}.", kind="unsupported", permanent=True, status=None
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -212,7 +460,8 @@ class Connector(ABC):
 
     @abstractmethod
     def test_connection(self) -> ConnectionInfo:
-        """Prove the keys and the permission to read scans; say who they belong to."""
+        """Prove the keys and the permission to list scans; say who they belong to and, where the connector can
+        tell, their role, what they may view and what they can do (`ConnectionInfo.capabilities`)."""
 
     @abstractmethod
     def list_sources(self) -> SourceList:
@@ -239,6 +488,47 @@ class Connector(ABC):
         Use as `with connector.open_findings(...) as hosts:`; leaving the block releases the download.
         `deadline` bounds, in seconds, how long the service may take to prepare them.
         """
+
+    # -- bulk exports (optional: the defaults say this connector has none) ----------------------------
+
+    def start_vuln_export(self, request: VulnExportRequest) -> ExportJob:
+        """Ask the service for a vulnerability export; a job with the same filters already running is adopted
+        (`ExportJob.adopted`), never an error."""
+        raise unsupported(self, "bulk vulnerability exports")
+
+    def vuln_export_status(self, job_uuid: str) -> ExportStatus:
+        """One status poll of a vulnerability export (the caller polls with backoff under its deadline).
+
+        A job the service no longer knows raises kind "expired" (request a new export)."""
+        raise unsupported(self, "bulk vulnerability exports")
+
+    def vuln_export_chunk(self, job_uuid: str, chunk_id: int) -> VulnChunk:
+        """Download and decode one listed chunk (safe from a few threads at once on one connector).
+
+        Kind "expired": the chunk is gone (404 after 24 h) — request a new export. Kind "unreadable": the chunk
+        is not valid JSON (cut short or garbled) — retry a bounded number of times, then fail. Never an empty
+        chunk in place of a bad one."""
+        raise unsupported(self, "bulk vulnerability exports")
+
+    def cancel_vuln_export(self, job_uuid: str) -> str:
+        """Stop a vulnerability export (on giving up at the deadline); returns the job's status after it."""
+        raise unsupported(self, "bulk vulnerability exports")
+
+    def start_asset_export(self, request: AssetExportRequest) -> ExportJob:
+        """Ask for the assets updated, deleted or terminated since `request.since` (to close what is gone)."""
+        raise unsupported(self, "bulk asset exports")
+
+    def asset_export_status(self, job_uuid: str) -> ExportStatus:
+        """One status poll of an asset export."""
+        raise unsupported(self, "bulk asset exports")
+
+    def asset_export_chunk(self, job_uuid: str, chunk_id: int) -> AssetChunk:
+        """Download and decode one listed asset chunk (errors as for `vuln_export_chunk`)."""
+        raise unsupported(self, "bulk asset exports")
+
+    def cancel_asset_export(self, job_uuid: str) -> str:
+        """Stop an asset export; returns the job's status after it."""
+        raise unsupported(self, "bulk asset exports")
 
     def close(self) -> None:  # noqa: B027  (a connector without connections has nothing to release)
         """Release pooled connections."""

@@ -74,3 +74,77 @@ class HostRecord:
     start: datetime | None
     end: datetime | None
     items: list[FindingRecord] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Bulk exports (Tenable's vulnerability and asset export chunks): the records one chunk yields
+# ---------------------------------------------------------------------------------------------------
+
+FINDING_STATES = ("OPEN", "REOPENED", "FIXED")
+SEVERITY_MODIFICATIONS = ("NONE", "RECASTED", "ACCEPTED")
+
+
+@dataclass(slots=True, kw_only=True)
+class ExportFinding(FindingRecord):
+    """One finding of a vulnerability export: the `FindingRecord` fields plus its host and Tenable's own view.
+
+    `severity` (inherited) is Tenable's current severity 0–4 (after a recast); `severity_default` the plugin's;
+    `severity_modification` is NONE, RECASTED or ACCEPTED. `state` is OPEN, REOPENED or FIXED. Findings of one
+    asset in a chunk share one `host` object (its `items` stay empty). Dates are aware (UTC) datetimes.
+    The 2018 schema has no `finding_id`, `indexed` or `source`: `key` is the identity either way.
+    """
+
+    host: HostRecord
+    finding_id: str | None
+    state: str
+    severity_default: int
+    severity_modification: str
+    first_found: datetime | None
+    last_found: datetime | None
+    last_fixed: datetime | None
+    resurfaced: datetime | None
+    indexed: datetime | None = None
+    source: str | None = None
+    scan_uuid: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Tenable's `finding_id`, else asset uuid + plugin id + port + protocol (how Tenable defines a finding)."""
+        if self.finding_id:
+            return self.finding_id
+        asset = self.host.host_uuid or self.host.ip or self.host.fqdn or self.host.name
+        return f"{asset}:{self.plugin_id}:{self.port}:{self.protocol}"
+
+
+@dataclass(slots=True)
+class ExportAsset:
+    """One asset of an asset export: its uuid, names and lifecycle (deleted or terminated assets are gone)."""
+
+    uuid: str
+    hostnames: list[str]
+    fqdns: list[str]
+    ipv4s: list[str]
+    ipv6s: list[str]
+    netbios_names: list[str]
+    mac_addresses: list[str]
+    operating_systems: list[str]
+    created_at: datetime | None
+    updated_at: datetime | None
+    first_seen: datetime | None
+    last_seen: datetime | None
+    deleted_at: datetime | None
+    terminated_at: datetime | None
+
+    @property
+    def gone(self) -> datetime | None:
+        """When the asset was deleted or terminated (the earlier), or None while it exists."""
+        times = [t for t in (self.deleted_at, self.terminated_at) if t is not None]
+        return min(times) if times else None
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRecord:
+    """A record of a readable chunk that could not be used (schema drift): where it was and why."""
+
+    index: int
+    reason: str

@@ -17,7 +17,6 @@ import requests
 
 from integrations.connectors.tenable_io import errors as say
 from integrations.connectors.tenable_io.client import (
-    ConnectionInfo,
     HistoryEntry,
     ScanDetails,
     TenableClient,
@@ -55,8 +54,14 @@ def paths(sim: TenableSimulator) -> list[str]:
 def test_test_connection_names_user_and_counts_scans(tenable_client, tenable_simulator):
     info = tenable_client.test_connection()
     # The count is what Bind to lists: the scan in Tenable's trash is not counted (issue 12 §7).
-    assert info == ConnectionInfo(username="secops@example.com", container="Example Corp", scan_count=11)
-    assert paths(tenable_simulator.sim) == ["GET /scans"] * 5 + ["GET /session"]  # the list, then each folder
+    assert (info.username, info.container, info.scan_count) == ("secops@example.com", "Example Corp", 11)
+    # The list, then each folder; then (issue 15) the role, a read of one scan and the agent groups.
+    probed = tenable_simulator.sim.scan_id("completed")
+    assert paths(tenable_simulator.sim) == ["GET /scans"] * 5 + [
+        "GET /session",
+        f"GET /scans/{probed}/latest-status",
+        "GET /scanners/null/agent-groups",
+    ]
     assert all(r.has_api_keys_header for r in tenable_simulator.sim.requests)
 
 
@@ -67,7 +72,8 @@ def test_test_connection_on_an_empty_account_counts_zero(tenable_client, tenable
 
 def test_test_connection_survives_a_forbidden_session_call(tenable_client, tenable_simulator):
     tenable_simulator.sim.set_fault("forbidden", path="/session")
-    assert tenable_client.test_connection() == ConnectionInfo(username=None, container=None, scan_count=11)
+    info = tenable_client.test_connection()
+    assert (info.username, info.container, info.scan_count, info.role) == (None, None, 11, None)
 
 
 def test_trailing_slash_is_stripped(tenable_simulator):
@@ -438,7 +444,7 @@ def test_t6_429_then_200_waits_at_least_retry_after(tenable_client, tenable_simu
     tenable_simulator.sim.set_fault("rate_limit", retry_after="30", times=1)
     assert tenable_client.test_connection().scan_count == 11
     assert fake_time.sleeps == [30.0]
-    assert paths(tenable_simulator.sim) == ["GET /scans"] * 6 + ["GET /session"]
+    assert paths(tenable_simulator.sim)[:7] == ["GET /scans"] * 6 + ["GET /session"]
 
 
 def test_t6_garbage_retry_after_falls_back_to_backoff(tenable_client, tenable_simulator, fake_time):

@@ -1,5 +1,7 @@
-"""Tenable.io VM: `client` (the one HTTP door), `connector` (the contract over it), `simulator` (the fake service).
+"""Tenable.io VM: `client` (the one HTTP door), `connector` (the contract over it), `checklist` (what a key can
+do, for Test Connection), `simulator` (the fake service).
 
-Nothing here imports Django. Exports are read by `integrations.formats.nessus`, the same reader uploads use;
-only the registry (`integrations.connectors`) imports this package.
+Nothing here imports Django. Scan exports are read by `integrations.formats.nessus` (the reader uploads use),
+bulk export chunks by `integrations.formats.tenable_export`; only the registry (`integrations.connectors`)
+imports this package.
 """

@@ -13,9 +13,11 @@ import math
 import re
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from datetime import UTC, datetime
 from typing import IO, Any
 from urllib.parse import quote, urlsplit
 
@@ -33,17 +35,27 @@ from urllib3.exceptions import (
 )
 from urllib3.exceptions import SSLError as Urllib3SSLError
 
+from ...formats.records import FormatError
+from ...formats.tenable_export import read_asset_chunk, read_vuln_chunk
 from ..base import (
     AgentGroup,
+    AssetChunk,
+    AssetExportRequest,
     ConnectionInfo,
+    ExportJob,
+    ExportScope,
+    ExportStatus,
     Folder,
     HistoryEntry,
     ScanDetails,
     ScanSummary,
     Schedule,
     SourceList,
+    VulnChunk,
+    VulnExportRequest,
 )
 from ..http import BoundedRetry, parse_retry_after
+from . import checklist
 from . import errors as say
 from .errors import TenableError
 
@@ -63,6 +75,13 @@ DOWNLOAD_TOO_LARGE = (
     "(NESSUS_UPLOAD_MAX_BYTES); nothing was imported."
 )
 _OPTIONAL_KINDS = ("forbidden", "not_found", "bad_response")  # failures that only cost a detail
+_CHECK_KINDS = (*_OPTIONAL_KINDS, "server")  # Test Connection's extra reads: a checklist line, not a failure
+# Chunk downloads one client runs at once (Tenable asks for few requests in parallel per key).
+MAX_CHUNK_DOWNLOADS = 4
+VULN_NUM_ASSETS = (50, 5000)  # what Tenable accepts (it clamps); asset chunk_size outside 100–10000 is a 400
+ASSET_CHUNK_SIZE = (100, 10000)
+TAG_PAGE = 5000  # tag values per page of GET /tags/values
+TAG_PAGES_MAX = 20
 _KEY_CHARS = re.compile(r"[\x21-\x3a\x3c-\x7e]+")  # printable ASCII except ';' (it would split the header)
 
 
@@ -86,6 +105,7 @@ class TenableClient:
         backoff_factor: float = 0.5,
         retry_after_max: float = 300.0,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+        max_chunk_downloads: int = MAX_CHUNK_DOWNLOADS,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -126,7 +146,13 @@ class TenableClient:
             sleep=sleep,
             clock=clock,
         )
-        adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=2)
+        # One pooled connection per concurrent chunk download (plus one for polling): a Session is shared
+        # by those threads, and a pool smaller than them would open and drop a connection per request.
+        self._downloads = threading.BoundedSemaphore(max(1, max_chunk_downloads))
+        self._asset_export_v2: bool | None = None  # None until a v2 asset export was tried
+        adapter = HTTPAdapter(
+            max_retries=retry, pool_connections=1, pool_maxsize=max(2, max_chunk_downloads + 1)
+        )
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
 
@@ -146,22 +172,70 @@ class TenableClient:
     # -- calls --------------------------------------------------------------------------------------
 
     def test_connection(self) -> ConnectionInfo:
-        """`GET /scans` proves the keys and the scan permission; `GET /session` names the user if it can.
+        """Prove the keys (`GET /scans`), say who they belong to and what they can do, with cheap reads only.
 
-        The count is `list_scans().visible()`, so it always matches what Bind to lists.
+        The count is `list_scans().visible()`, so it always matches what Bind to lists. Then `/session` (user,
+        container, role), the user's permission configurations (what it may view; skipped for
+        Administrators, who see all), one scan's latest status (can it read results?) and the agent-group list
+        (Scan Manager). Only the scan list must succeed: a refused extra call is a line of the checklist.
         """
         scans = self.list_scans().visible()
-        username = container = None
-        try:
-            session = self._json("GET", "/session")
-        except TenableError as exc:
-            # /session is deprecated; losing it must not fail an otherwise working connection.
-            if exc.kind not in _OPTIONAL_KINDS:
-                raise
+        session = self._optional("GET", "/session")
+        session = session if isinstance(session, dict) else {}
+        role = _int_or_none(session.get("permissions"))
+        if role is not None and role >= checklist.ADMINISTRATOR:
+            visibility = checklist.visibility_from(role, None)
         else:
-            username = _str_or_none(session.get("username"))
-            container = _str_or_none(session.get("container_name"))
-        return ConnectionInfo(username=username, container=container, scan_count=len(scans))
+            permissions = self._optional(
+                "GET", "/api/v3/access-control/permissions/users/me", what="permissions"
+            )
+            reason = (
+                f"Tenable.io refused the permissions call (HTTP {permissions.status})"
+                if isinstance(permissions, checklist.Probe) and permissions.status
+                else "Tenable.io did not list the permissions"
+            )
+            visibility = checklist.visibility_from(
+                role, permissions if isinstance(permissions, dict) else None, reason
+            )
+        probed = _probe_target(scans)
+        scan_read = None
+        if probed is not None:
+            # Same rights as the scan details (Scan Operator + Can View on the scan), a few bytes instead of
+            # a document that lists every host of a big scan.
+            scan_read = self._probe("GET", f"/scans/{_ref(probed.id)}/latest-status")
+        agent_groups = self._probe("GET", "/scanners/null/agent-groups", what="agent-groups")
+        return ConnectionInfo(
+            username=_str_or_none(session.get("username")),
+            container=_str_or_none(session.get("container_name")),
+            scan_count=len(scans),
+            role=role,
+            role_name=checklist.role_name(role),
+            visibility=visibility,
+            capabilities=checklist.capabilities(
+                role=role,
+                scans=scans,
+                visibility=visibility,
+                probed_scan=probed,
+                scan_read=scan_read,
+                agent_groups=agent_groups,
+            ),
+        )
+
+    def _optional(self, method: str, path: str, *, what: str = "scan") -> dict | checklist.Probe:
+        """A read whose refusal costs only a detail: its JSON, or a failed `Probe` saying how it failed.
+
+        Keys that stopped working, rate limits and network failures still raise: they fail the whole test.
+        """
+        try:
+            return self._json(method, path, what=what)
+        except TenableError as exc:
+            if exc.kind not in _CHECK_KINDS:
+                raise
+            return checklist.Probe(ok=False, refused=exc.kind == "forbidden", status=exc.status)
+
+    def _probe(self, method: str, path: str, *, what: str = "scan") -> checklist.Probe:
+        answer = self._optional(method, path, what=what)
+        return answer if isinstance(answer, checklist.Probe) else checklist.Probe(ok=True, status=200)
 
     def list_scans(self) -> SourceList:
         """All scans and folders the keys can see, each scan with its folder where Tenable says so plausibly."""
@@ -227,7 +301,7 @@ class TenableClient:
         numeric_id = _int_or_none(info.get("object_id")) or _int_or_none(summary.get("id"))
         if numeric_id is None:
             numeric_id = _int_or_none(scan_id) or 0
-        agent_groups = self._agent_groups(scan_id) if scan_type == "agent" else []
+        agent_groups, groups_visible = self._agent_groups(scan_id) if scan_type == "agent" else ([], True)
         return ScanDetails(
             id=numeric_id,
             name=str(info.get("name") or summary.get("name") or ""),
@@ -244,6 +318,7 @@ class TenableClient:
             schedule_uuid=_str_or_none(info.get("schedule_uuid")),
             last_run_uuid=_str_or_none(info.get("uuid")),
             folder_id=_int_or_none(info.get("folder_id")),
+            agent_groups_visible=groups_visible,
         )
 
     def scan_history(self, scan_id: int | str) -> list[HistoryEntry]:
@@ -319,6 +394,174 @@ class TenableClient:
         finally:
             stream.close()
 
+    # -- bulk exports ---------------------------------------------------------------------------------
+
+    def list_export_scopes(self) -> list[ExportScope]:
+        """ "Vulnerability data" sources: all assets the key may view, then each tag value it may see.
+
+        `GET /tags/values` lists only what the user may view; a refused listing leaves the implicit scope.
+        Tenable does not give asset counts there (`asset_count` is read if a deployment sends it — inferred).
+        """
+        scopes = [ExportScope(ExportScope.ALL_ID, ExportScope.ALL_LABEL)]
+        try:
+            values = self._tag_values()
+        except TenableError as exc:
+            if exc.kind not in _OPTIONAL_KINDS:
+                raise
+            log.warning("Tenable.io tag values could not be listed (%s); offering all assets only", exc.kind)
+            return scopes
+        tags = {}
+        for value in values:
+            category, name, uuid = value.get("category_name"), value.get("value"), value.get("uuid")
+            if isinstance(category, str) and isinstance(name, str) and uuid and category and name:
+                tags[str(uuid)] = ExportScope(
+                    f"tag:{uuid}",
+                    f"{category}: {name}",
+                    tag=(category, name),
+                    asset_count=_int_or_none(value.get("asset_count")),
+                )
+        return scopes + sorted(tags.values(), key=lambda scope: scope.label.lower())
+
+    def _tag_values(self) -> list[dict]:
+        values: list[dict] = []
+        for _ in range(TAG_PAGES_MAX):
+            page = self._json(
+                "GET", "/tags/values", params={"offset": len(values), "limit": TAG_PAGE}, what="tag"
+            )
+            items = [v for v in page.get("values") or [] if isinstance(v, dict)]
+            values += items
+            total = _int_or_none((page.get("pagination") or {}).get("total"))
+            if len(items) < TAG_PAGE or (total is not None and len(values) >= total):
+                break
+        return values
+
+    def start_vuln_export(self, request: VulnExportRequest) -> ExportJob:
+        """`POST /vulns/export` with the request's filters; a 409 naming the running job adopts it."""
+        filters: dict[str, Any] = {"since": request.since, "state": list(request.states)}
+        if request.severities:
+            filters["severity"] = list(request.severities)
+        if request.tag is not None:
+            category, value = request.tag
+            filters[f"tag.{category}"] = [value]
+        body = {
+            "num_assets": min(max(request.num_assets, VULN_NUM_ASSETS[0]), VULN_NUM_ASSETS[1]),
+            "include_unlicensed": request.include_unlicensed,
+            "filters": filters,
+        }
+        response = self._call("POST", "/vulns/export", json_body=body, what="export-request", accept=(409,))
+        data = _json_of(response)
+        if response.status_code == 409:
+            running = data.get("active_job_id")
+            if not running:
+                raise TenableError(say.EXPORT_DUPLICATE, kind="conflict", permanent=False, status=409)
+            log.info("Tenable.io vulnerability export: adopting the running job %s", running)
+            return ExportJob(uuid=str(running), kind="vulns", adopted=True)
+        return ExportJob(uuid=_export_uuid(data), kind="vulns")
+
+    def vuln_export_status(self, job_uuid: str) -> ExportStatus:
+        """`GET /vulns/export/{uuid}/status`, one poll."""
+        return self._export_status("vulns", job_uuid)
+
+    def vuln_export_chunk(self, job_uuid: str, chunk_id: int) -> VulnChunk:
+        """Download one chunk (at most `max_chunk_downloads` at once per client) and decode it."""
+        data = self._chunk("vulns", job_uuid, chunk_id)
+        try:
+            records = read_vuln_chunk(data)
+        except FormatError as exc:
+            raise _unreadable(job_uuid, chunk_id, exc) from None
+        return VulnChunk(job_uuid, int(chunk_id), records.findings, records.rejected, len(data))
+
+    def cancel_vuln_export(self, job_uuid: str) -> str:
+        """`POST /vulns/export/{uuid}/cancel`; returns the job's status after it (CANCELLED, or its final one)."""
+        return self._cancel("vulns", job_uuid)
+
+    def start_asset_export(self, request: AssetExportRequest) -> ExportJob:
+        """`POST /assets/v2/export` with `since` (assets updated, deleted or terminated since then); where v2 is
+        refused (400, 404, 405), `POST /assets/export` with `updated_at` (inferred to move on deletion too)."""
+        size = min(max(request.chunk_size, ASSET_CHUNK_SIZE[0]), ASSET_CHUNK_SIZE[1])
+        if self._asset_export_v2 is not False:
+            body = {"chunk_size": size, "filters": {"since": request.since}}
+            try:
+                data = self._json("POST", "/assets/v2/export", json_body=body, what="export-request")
+            except TenableError as exc:
+                if exc.status not in (400, 404, 405):
+                    raise
+                log.info("Tenable.io refused the v2 asset export (HTTP %s); using v1", exc.status)
+                self._asset_export_v2 = False
+            else:
+                self._asset_export_v2 = True
+                return ExportJob(uuid=_export_uuid(data), kind="assets", version="v2")
+        body = {"chunk_size": size, "filters": {"updated_at": request.since}}
+        data = self._json("POST", "/assets/export", json_body=body, what="export-request")
+        return ExportJob(uuid=_export_uuid(data), kind="assets", version="v1")
+
+    def asset_export_status(self, job_uuid: str) -> ExportStatus:
+        """`GET /assets/export/{uuid}/status` (v1 and v2 jobs alike), one poll."""
+        return self._export_status("assets", job_uuid)
+
+    def asset_export_chunk(self, job_uuid: str, chunk_id: int) -> AssetChunk:
+        """Download one asset chunk and decode it."""
+        data = self._chunk("assets", job_uuid, chunk_id)
+        try:
+            records = read_asset_chunk(data)
+        except FormatError as exc:
+            raise _unreadable(job_uuid, chunk_id, exc) from None
+        return AssetChunk(job_uuid, int(chunk_id), records.assets, records.rejected, len(data))
+
+    def cancel_asset_export(self, job_uuid: str) -> str:
+        """`POST /assets/export/{uuid}/cancel`; returns the job's status after it."""
+        return self._cancel("assets", job_uuid)
+
+    def _export_status(self, kind: str, job_uuid: str) -> ExportStatus:
+        try:
+            data = self._json("GET", f"/{kind}/export/{_ref(job_uuid)}/status", what="export")
+        except TenableError as exc:
+            raise _gone(exc, job_uuid) from None
+        status = data.get("status")
+        if not isinstance(status, str) or not status:
+            raise _bad_response(200)
+        created = _int_or_none(data.get("created"))
+        return ExportStatus(
+            uuid=str(data.get("uuid") or job_uuid),
+            status=status.upper(),
+            chunks_available=_chunk_ids(data.get("chunks_available")),
+            chunks_failed=_chunk_ids(data.get("chunks_failed")),
+            chunks_cancelled=_chunk_ids(data.get("chunks_cancelled")),
+            total_chunks=_int_or_none(data.get("total_chunks")),
+            finished_chunks=_int_or_none(data.get("finished_chunks")),
+            empty_chunks=_int_or_none(data.get("empty_chunks_count")),
+            created=datetime.fromtimestamp(created / 1000, UTC) if created else None,
+            reason=_str_or_none(data.get("reason")),
+        )
+
+    def _chunk(self, kind: str, job_uuid: str, chunk_id: int) -> bytes:
+        """One chunk's bytes, read whole (a chunk is one JSON array) under the decoded-size cap."""
+        path = f"/{kind}/export/{_ref(job_uuid)}/chunks/{int(chunk_id)}"
+        with self._downloads:
+            try:
+                response = self._call("GET", path, what="export", stream=True)
+            except TenableError as exc:
+                if exc.kind == "expired":
+                    raise TenableError(
+                        say.CHUNK_EXPIRED.format(chunk=chunk_id, job=job_uuid),
+                        kind="expired",
+                        permanent=True,
+                        status=exc.status,
+                    ) from None
+                raise
+            with closing(_Download(response, self.timeout[1], self._max_download_bytes)) as stream:
+                return stream.read()
+
+    def _cancel(self, kind: str, job_uuid: str) -> str:
+        try:
+            data = self._json("POST", f"/{kind}/export/{_ref(job_uuid)}/cancel", what="export")
+        except TenableError as exc:
+            raise _gone(exc, job_uuid) from None
+        status = data.get("status")
+        if not isinstance(status, str):
+            raise _bad_response(200)
+        return status.upper()
+
     # -- the door -----------------------------------------------------------------------------------
 
     def _find_summary(self, scan_id: int | str, info: dict) -> dict | None:
@@ -338,41 +581,34 @@ class TenableClient:
         category, value = tag.get("category_name"), tag.get("value")
         return f"{category}: {value}" if category and value else value_uuid
 
-    def _agent_groups(self, scan_id: int | str) -> list[AgentGroup]:
-        # The editor document and the group list may need more than Can View: degrade, never fail.
+    def _agent_groups(self, scan_id: int | str) -> tuple[list[AgentGroup], bool]:
+        """The agent scan's groups, and whether this key may see them (the editor document needs Standard, the
+        group list Scan Manager): refused is "not visible with this key", never a failure nor a silent []."""
         try:
             uuids = _agent_group_ids(self._json("GET", f"/editor/scan/{_ref(scan_id)}"))
         except TenableError as exc:
             if exc.kind not in _OPTIONAL_KINDS:
                 raise
-            return []
+            return [], False
         if not uuids:
-            return []
+            return [], True
+        visible = True
         try:
             groups = self._json("GET", "/scanners/null/agent-groups", what="agent-groups").get("groups") or []
         except TenableError as exc:
             if exc.kind not in _OPTIONAL_KINDS:
                 raise
-            groups = []
+            groups, visible = [], False
         by_uuid = {str(g.get("uuid")): g for g in groups if isinstance(g, dict)}
         return [
             AgentGroup(name=str(g.get("name") or uuid), agents_count=_int_or_none(g.get("agents_count")))
             if (g := by_uuid.get(uuid))
             else AgentGroup(name=uuid, agents_count=None)
             for uuid in uuids
-        ]
+        ], visible
 
     def _json(self, method: str, path: str, *, what: str = "scan", **kwargs: Any) -> dict:
-        response = self._call(method, path, what=what, **kwargs)
-        try:
-            data = response.json()
-        except ValueError:
-            raise _bad_response(response.status_code) from None
-        finally:
-            response.close()
-        if not isinstance(data, dict):
-            raise _bad_response(response.status_code)
-        return data
+        return _json_of(self._call(method, path, what=what, **kwargs))
 
     def _call(
         self,
@@ -383,7 +619,10 @@ class TenableClient:
         params: dict | None = None,
         json_body: Any = None,
         stream: bool = False,
+        accept: tuple[int, ...] = (),
     ) -> requests.Response:
+        """Send one request (auth, timeout, bounded retries); a status of 300 or more raises `TenableError`
+        unless it is in `accept` (a 409 naming a running export job, for instance)."""
         if not self._url_ok:
             raise TenableError(
                 f"The API URL {self.api_url!r} is not a valid http(s) URL.", kind="connection", permanent=True
@@ -403,7 +642,7 @@ class TenableClient:
         except requests.RequestException as exc:
             raise self._network_error(exc) from exc
         log.debug("Tenable.io %s %s -> %s", method, path, response.status_code)
-        if response.status_code >= 300:
+        if response.status_code >= 300 and response.status_code not in accept:
             response.close()
             raise _status_error(response, what, self._retry_after_max)
         return response
@@ -510,27 +749,80 @@ def _status_error(response: requests.Response, what: str, retry_after_max: float
     status = response.status_code
     if status == 401:
         return TenableError(say.AUTH, kind="auth", permanent=True, status=status)
+    exports = what in ("export", "export-request")
     if status == 403:
+        if exports:
+            return TenableError(say.FORBIDDEN_EXPORT, kind="forbidden", permanent=True, status=status)
         message = say.FORBIDDEN + ("." + say.FORBIDDEN_LAUNCH if what == "launch" else "")
         return TenableError(message, kind="forbidden", permanent=True, status=status)
+    if status == 404 and what == "export":  # a job or chunk it no longer has (callers name which)
+        return TenableError(say.EXPORT_EXPIRED, kind="expired", permanent=True, status=status)
     if status == 404:
-        message = say.FILE_NOT_FOUND if what == "file" else say.SCAN_NOT_FOUND
+        if what == "export-request":
+            message = say.EXPORT_UNAVAILABLE.format(what="bulk", status=status)
+        else:
+            message = say.FILE_NOT_FOUND if what == "file" else say.SCAN_NOT_FOUND
         return TenableError(message, kind="not_found", permanent=True, status=status)
     if status == 409:
         message = say.ALREADY_RUNNING if what == "launch" else say.CONFLICT
         return TenableError(message, kind="conflict", permanent=True, status=status)
     if status == 429:
         seconds = parse_retry_after(response.headers.get("Retry-After"), maximum=retry_after_max)
-        message = (
-            say.RATE_LIMITED.format(seconds=_num(math.ceil(seconds)))
-            if seconds is not None
-            else say.RATE_LIMITED_NO_HINT
+        hinted, plain = (
+            (say.EXPORT_LIMIT, say.EXPORT_LIMIT_NO_HINT)
+            if what == "export-request"
+            else (say.RATE_LIMITED, say.RATE_LIMITED_NO_HINT)
         )
+        message = hinted.format(seconds=_num(math.ceil(seconds))) if seconds is not None else plain
         return TenableError(message, kind="rate_limited", permanent=False, status=status, retry_after=seconds)
     if 500 <= status <= 599:
         return TenableError(say.SERVER.format(status=status), kind="server", permanent=False, status=status)
     return TenableError(
         say.BAD_RESPONSE.format(status=status), kind="bad_response", permanent=True, status=status
+    )
+
+
+def _json_of(response: requests.Response) -> dict:
+    """The response's JSON object (read whole, then the connection is released)."""
+    try:
+        data = response.json()
+    except ValueError:
+        raise _bad_response(response.status_code) from None
+    finally:
+        response.close()
+    if not isinstance(data, dict):
+        raise _bad_response(response.status_code)
+    return data
+
+
+def _export_uuid(data: dict) -> str:
+    uuid = data.get("export_uuid")
+    if not isinstance(uuid, str) or not uuid:
+        raise _bad_response(200)
+    return uuid
+
+
+def _chunk_ids(value: Any) -> tuple[int, ...]:
+    return (
+        tuple(n for v in value or () if (n := _int_or_none(v)) is not None) if isinstance(value, list) else ()
+    )
+
+
+def _gone(exc: TenableError, job_uuid: str) -> TenableError:
+    """A 404 on an export job's status or cancel: the job is gone (expired); any other error as it was."""
+    if exc.kind != "expired":
+        return exc
+    return TenableError(
+        say.EXPORT_GONE.format(job=job_uuid), kind="expired", permanent=True, status=exc.status
+    )
+
+
+def _unreadable(job_uuid: str, chunk_id: int, exc: FormatError) -> TenableError:
+    log.warning("Tenable.io export %s chunk %s is unreadable: %s", job_uuid, chunk_id, exc.message)
+    return TenableError(
+        say.CHUNK_UNREADABLE.format(chunk=chunk_id, job=job_uuid, detail=exc.message),
+        kind="unreadable",
+        permanent=False,
     )
 
 
@@ -552,6 +844,11 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         yield e
         nested = [e.__cause__, e.__context__, getattr(e, "reason", None), *getattr(e, "args", ())]
         todo.extend(n for n in nested if isinstance(n, BaseException))
+
+
+def _probe_target(scans: list[ScanSummary]) -> ScanSummary | None:
+    """The scan whose details prove "read scan results": one that has run, else any visible scan."""
+    return next((s for s in scans if s.uuid and s.status != "empty"), scans[0] if scans else None)
 
 
 def _agent_group_ids(editor: dict) -> list[str]:
@@ -589,6 +886,7 @@ def _scan_summary(item: dict, membership: dict[int, int]) -> ScanSummary:
         starttime=_str_or_none(item.get("starttime")),
         timezone=_str_or_none(item.get("timezone")),
         policy_id=_int_or_none(item.get("policy_id")),
+        user_permissions=_int_or_none(item.get("user_permissions")),
     )
 
 

@@ -8,12 +8,25 @@ from typing import Any
 
 from ...formats import nessus
 from ...formats.records import HostRecord
-from ..base import ConnectionInfo, Connector, CredentialField, ScanDetails, SourceList
+from ..base import (
+    AssetChunk,
+    AssetExportRequest,
+    ConnectionInfo,
+    Connector,
+    CredentialField,
+    ExportJob,
+    ExportStatus,
+    ScanDetails,
+    SourceList,
+    VulnChunk,
+    VulnExportRequest,
+)
 from .client import TenableClient
 
 
 class TenableIOConnector(Connector):
-    """Imports findings from Tenable.io (Tenable Vulnerability Management) by binding to existing scans."""
+    """Imports findings from Tenable.io (Tenable Vulnerability Management): from existing scans, or from bulk
+    vulnerability exports of everything the key may view (the way in for a Basic, Can View key)."""
 
     slug = "tenableiovm"
     label = "Tenable.io VM"
@@ -53,22 +66,26 @@ class TenableIOConnector(Connector):
     )
 
     def __init__(self, access_key: str, secret_key: str, api_url: str, **client_options: Any) -> None:
-        """`client_options` go to TenableClient: timeout, budget, max_retries, max_download_bytes, sleep, clock."""
+        """`client_options` go to TenableClient: timeout, budget, max_retries, max_download_bytes,
+        max_chunk_downloads, sleep, clock."""
         self.client = TenableClient(access_key, secret_key, api_url, **client_options)
 
     def __repr__(self) -> str:
         return f"<TenableIOConnector {self.client.api_url}>"
 
     def test_connection(self) -> ConnectionInfo:
-        """Who the keys belong to and how many scans they can see; raises TenableError with the reason."""
+        """Who the keys belong to, how many scans they see, their role, what they may view and the checklist of
+        what they can do; raises TenableError only when the keys cannot list scans."""
         return self.client.test_connection()
 
     def list_sources(self) -> SourceList:
-        """The scans (and folders) the keys can see, for the Bind to dropdown."""
-        return self.client.list_scans()
+        """The scans (and folders) the keys can see, and the export scopes (all assets, each visible tag)."""
+        listing = self.client.list_scans()
+        return SourceList(listing.folders, listing.scans, self.client.list_export_scopes())
 
     def describe_source(self, source_id: int | str) -> ScanDetails:
-        """Targets, tags, agents, policy, scanner, schedule, history and host count of one scan."""
+        """Targets, tags, agents, policy, scanner, schedule, history and host count of one scan; agent groups
+        this key may not read are flagged (`agent_groups_visible`), not an error."""
         return self.client.describe_scan(source_id)
 
     def launch(self, source_id: int | str) -> str:
@@ -86,6 +103,40 @@ class TenableIOConnector(Connector):
         """The run's `.nessus` export, streamed through the `.nessus` reader: hosts one at a time."""
         with self.client.export_nessus(source_id, history_id, deadline=deadline) as stream:
             yield nessus.iter_hosts(stream)
+
+    # -- bulk exports (the contract's docstrings say what each error kind means) ------------------------
+
+    def start_vuln_export(self, request: VulnExportRequest) -> ExportJob:
+        """`POST /vulns/export`; a 409 with `active_job_id` adopts the running job."""
+        return self.client.start_vuln_export(request)
+
+    def vuln_export_status(self, job_uuid: str) -> ExportStatus:
+        """`GET /vulns/export/{uuid}/status`."""
+        return self.client.vuln_export_status(job_uuid)
+
+    def vuln_export_chunk(self, job_uuid: str, chunk_id: int) -> VulnChunk:
+        """One chunk, downloaded and decoded with msgspec into `ExportFinding`s."""
+        return self.client.vuln_export_chunk(job_uuid, chunk_id)
+
+    def cancel_vuln_export(self, job_uuid: str) -> str:
+        """`POST /vulns/export/{uuid}/cancel`."""
+        return self.client.cancel_vuln_export(job_uuid)
+
+    def start_asset_export(self, request: AssetExportRequest) -> ExportJob:
+        """`POST /assets/v2/export` (since), or v1 (`updated_at`) where v2 is refused."""
+        return self.client.start_asset_export(request)
+
+    def asset_export_status(self, job_uuid: str) -> ExportStatus:
+        """`GET /assets/export/{uuid}/status`."""
+        return self.client.asset_export_status(job_uuid)
+
+    def asset_export_chunk(self, job_uuid: str, chunk_id: int) -> AssetChunk:
+        """One asset chunk, downloaded and decoded into `ExportAsset`s."""
+        return self.client.asset_export_chunk(job_uuid, chunk_id)
+
+    def cancel_asset_export(self, job_uuid: str) -> str:
+        """`POST /assets/export/{uuid}/cancel`."""
+        return self.client.cancel_asset_export(job_uuid)
 
     def close(self) -> None:
         self.client.close()

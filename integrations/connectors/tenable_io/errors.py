@@ -39,6 +39,37 @@ EXPORT_TIMEOUT = "The Tenable.io export was not ready after {minutes} minutes; t
 TRUNCATED = "The download from Tenable.io was cut short; it will be retried."
 BAD_RESPONSE = "Tenable.io sent an unexpected response (HTTP {status})."
 
+# Bulk exports (/vulns/export, /assets/export, /assets/v2/export).
+FORBIDDEN_EXPORT = (
+    "Permission denied: the API key's user may not export vulnerability or asset data. Ensure the API key "
+    "belongs to a user with access to vulnerability management data: Can View on the assets (a permission "
+    "configuration on All Assets or on tags; the Basic role is enough)."
+)
+EXPORT_LIMIT = (
+    "Tenable.io is already running as many export jobs as it allows, or is rate-limiting this API key; "
+    "retry after {seconds} seconds."
+)
+EXPORT_LIMIT_NO_HINT = (
+    "Tenable.io is already running as many export jobs as it allows, or is rate-limiting this API key; "
+    "retry in a few minutes."
+)
+EXPORT_UNAVAILABLE = "This Tenable.io deployment does not offer the {what} export (HTTP {status})."
+EXPORT_DUPLICATE = (
+    "Tenable.io refused the export as a duplicate of a running job without naming it (HTTP 409); "
+    "retry in a few minutes."
+)
+EXPORT_EXPIRED = "Tenable.io no longer has this export job or chunk (they expire); request a new export."
+EXPORT_GONE = (
+    "Tenable.io no longer knows export job {job} (export jobs and their chunks expire); request a new export."
+)
+CHUNK_EXPIRED = (
+    "Chunk {chunk} of Tenable.io export {job} is gone (chunks can be downloaded for 24 hours); "
+    "request a new export."
+)
+CHUNK_UNREADABLE = (
+    "Chunk {chunk} of Tenable.io export {job} could not be read, so none of it was used. {detail}"
+)
+
 KINDS = frozenset(
     {
         "auth",
@@ -54,7 +85,11 @@ KINDS = frozenset(
         "export_failed",
         "export_timeout",
         "truncated",
+        "too_large",
         "bad_response",
+        "expired",  # an export job or chunk the service no longer has: request a new export
+        "unreadable",  # an export chunk that is not valid JSON (never an empty list in its place)
+        "unsupported",  # the connector has no such call (base.Connector's defaults)
     }
 )
 
