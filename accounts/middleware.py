@@ -13,7 +13,7 @@ from django.http import HttpResponseBadRequest, JsonResponse, QueryDict
 from django.shortcuts import redirect, resolve_url
 from django_htmx.http import HttpResponseClientRedirect
 
-_PUBLIC_PREFIXES = ("/setup/", "/healthz", "/static/")
+_PUBLIC_PREFIXES = ("/setup/", "/healthz", "/static/", "/favicon.ico")
 
 
 class FirstRunMiddleware:

@@ -7,9 +7,17 @@ from django.contrib.auth.decorators import login_not_required
 from django.contrib.sessions.models import Session
 from django.core.paginator import Paginator
 from django.db import connection
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponsePermanentRedirect,
+    HttpResponseServerError,
+    JsonResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template import loader
+from django.templatetags.static import static
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
@@ -42,6 +50,13 @@ def setup(request: HttpRequest) -> HttpResponse:
         )
         return redirect("dashboard")
     return render(request, "accounts/setup.html", {"form": form})
+
+
+@login_not_required
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico on pages that name no icon (JSON, the admin): send them the logo."""
+    return HttpResponsePermanentRedirect(static("img/logo.svg"))
 
 
 @login_not_required

@@ -10,6 +10,7 @@ urlpatterns = [
     path("", projects.dashboard, name="dashboard"),
     path("setup/", accounts.setup, name="setup"),
     path("healthz", accounts.healthz, name="healthz"),
+    path("favicon.ico", accounts.favicon, name="favicon"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password/", auth_views.PasswordChangeView.as_view(), name="password_change"),

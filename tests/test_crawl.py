@@ -32,3 +32,16 @@ def crawl_urls(client, ids: dict[str, int]):
     for _, url in named_routes(ids, slug="tenableiovm"):
         for headers in ({}, {"HX-Request": "true"}):
             yield url, client.get(url, headers=headers)
+
+
+def test_live_regions_are_only_the_message_areas():
+    """Screen readers announce live regions whole: only short message areas may be one (issue 13), never a
+    table of results or a drawer."""
+    import re
+    from pathlib import Path
+
+    allowed = {'id="messages"', 'id="test-result"', 'id="copy-status"'}
+    templates = Path(__file__).resolve().parents[1] / "templates"
+    for template in templates.rglob("*.html"):
+        for tag in re.findall(r"<[^>]*aria-live[^>]*>", template.read_text()):
+            assert any(name in tag for name in allowed), (template.name, tag)

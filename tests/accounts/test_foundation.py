@@ -14,7 +14,7 @@ from tests.test_crawl import named_routes
 
 pytestmark = pytest.mark.django_db
 
-PUBLIC = {"login", "setup", "healthz"}
+PUBLIC = {"login", "setup", "healthz", "favicon"}
 
 
 def test_fresh_install_leads_to_setup(client):
@@ -48,7 +48,7 @@ def test_setup_rejects_weak_password(client):
 def test_login_required_everywhere_but_public_pages(client, admin_user, name, path):
     response = client.get(path)
     if name in PUBLIC:
-        assert response.status_code in (200, 302, 404, 503)
+        assert response.status_code in (200, 301, 302, 404, 503)
         if response.status_code == 302:
             assert not response.url.startswith(reverse("login"))
     elif name.startswith("api-v1:") and name not in ("api-v1:openapi-view", "api-v1:api-root"):
@@ -178,3 +178,8 @@ def test_createsuperuser_noinput_works(monkeypatch):
 def test_non_admin_role_is_not_admin():
     user = make_user("plain")
     assert not user.is_admin and not user.is_read_only
+
+
+def test_favicon_redirects_to_the_logo_without_signing_in(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("img/logo.svg")
