@@ -167,6 +167,9 @@ MEDIA_ROOT = VAR_DIR / "uploads"
 
 # Uploaded .nessus files are streamed to disk; this caps their size (bytes).
 NESSUS_UPLOAD_MAX_BYTES = env.int("NESSUS_UPLOAD_MAX_BYTES", default=512 * 1024 * 1024)
+# A Tenable.io export is decoded (gunzipped) under this cap (bytes): a decompression bomb stops here. Exports
+# stream through the parser in flat memory, and a million findings are ~1.8 GB, so it is far above the upload cap.
+TENABLE_EXPORT_MAX_BYTES = env.int("TENABLE_EXPORT_MAX_BYTES", default=16 * 1024**3)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 # ---------------------------------------------------------------------------

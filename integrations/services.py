@@ -147,8 +147,8 @@ def open_connector(integration: Integration, *, interactive: bool = False, **ove
             raise CredentialsUnavailable(URL_CHANGED)
         credentials = {name: typed[name] or stored[name] for name in typed}
     options = {"timeout": settings.TENABLE_TIMEOUT, **overrides}
-    # Exports are decoded under the upload cap, so a gzip bomb cannot outgrow what an upload may be.
-    options.setdefault("max_download_bytes", settings.NESSUS_UPLOAD_MAX_BYTES)
+    # Exports are decoded under a cap, so a gzip bomb cannot run on for ever.
+    options.setdefault("max_download_bytes", settings.TENABLE_EXPORT_MAX_BYTES)
     if interactive:
         budget = settings.TENABLE_INTERACTIVE_BUDGET
         options.update(

@@ -598,7 +598,7 @@ def test_a_gzip_bomb_is_stopped_at_the_decoded_cap(tenable_simulator, fake_time)
     assert (caught.value.kind, caught.value.permanent) == ("too_large", True)
     assert caught.value.message == (
         "The export from Tenable.io is larger than the 1.0 MB limit once decompressed "
-        "(NESSUS_UPLOAD_MAX_BYTES); nothing was imported."
+        "(TENABLE_EXPORT_MAX_BYTES); nothing was imported."
     )
     assert peak < 16 << 20
 

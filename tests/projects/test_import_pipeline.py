@@ -214,11 +214,11 @@ def test_transient_failure_asks_for_a_retry_then_succeeds(sim, profile, settings
     )
 
 
-def test_a_decompression_bomb_in_the_export_stops_at_the_upload_cap(sim, profile, settings):
-    """Issue 12 §6: gzip downloads are decoded under NESSUS_UPLOAD_MAX_BYTES, like an upload."""
+def test_a_decompression_bomb_in_the_export_stops_at_the_cap(sim, profile, settings):
+    """Issue 12 §6: gzip downloads are decoded under a cap (TENABLE_EXPORT_MAX_BYTES), like an upload."""
     _run(profile)
     before = sorted(Finding.objects.values_list("pk", "state"))
-    settings.NESSUS_UPLOAD_MAX_BYTES = 1 << 20
+    settings.TENABLE_EXPORT_MAX_BYTES = 1 << 20
     sim.sim.set_fault("gzip_bomb", scan_id=profile.scan_id, size=64 << 20)
     ScannerProfile.objects.filter(pk=profile.pk).update(start_scan=True)
     profile.refresh_from_db()
@@ -226,7 +226,7 @@ def test_a_decompression_bomb_in_the_export_stops_at_the_upload_cap(sim, profile
     assert run.status == RunStatus.FAILED and run.attempts == 1
     assert run.error == (
         "The export from Tenable.io is larger than the 1.0 MB limit once decompressed "
-        "(NESSUS_UPLOAD_MAX_BYTES); nothing was imported."
+        "(TENABLE_EXPORT_MAX_BYTES); nothing was imported."
     )
     assert sorted(Finding.objects.values_list("pk", "state")) == before
 

@@ -68,11 +68,12 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # A run in any other status is still active (TENABLE_API.md › Scan statuses).
 FINISHED_STATUSES = frozenset({"completed", "stopped", "empty", "imported", "aborted", "canceled"})
 EXPORT_BODY = {"format": "nessus", "chapters": "vuln_by_host"}
-# Decoded bytes of one export, like the upload cap (callers pass NESSUS_UPLOAD_MAX_BYTES): a gzip bomb stops here.
-DEFAULT_MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
+# Decoded bytes of one export (callers pass TENABLE_EXPORT_MAX_BYTES): a gzip bomb stops here. Parsing streams,
+# so the cap bounds time, not memory; real exports of a million findings are ~1.8 GB.
+DEFAULT_MAX_DOWNLOAD_BYTES = 16 * 1024**3
 DOWNLOAD_TOO_LARGE = (
     "The export from Tenable.io is larger than the {limit} limit once decompressed "
-    "(NESSUS_UPLOAD_MAX_BYTES); nothing was imported."
+    "(TENABLE_EXPORT_MAX_BYTES); nothing was imported."
 )
 _OPTIONAL_KINDS = ("forbidden", "not_found", "bad_response")  # failures that only cost a detail
 _CHECK_KINDS = (*_OPTIONAL_KINDS, "server")  # Test Connection's extra reads: a checklist line, not a failure
