@@ -71,3 +71,41 @@ def record(
         details=details,
         ip_address=client_ip(request) if request is not None else None,
     )
+
+
+class NoticeQuerySet(models.QuerySet):
+    def unseen(self) -> NoticeQuerySet:
+        return self.filter(seen_at__isnull=True)
+
+
+class Notice(models.Model):
+    """An in-app notice for one user, shown once in the messages area on their next page (e.g. a connection that
+    started failing on a scheduled check). `topic` names what it is about, so a newer notice on the same topic
+    replaces an unseen older one and a resolved topic withdraws it."""
+
+    class Level(models.TextChoices):
+        INFO = "info", "Info"
+        WARNING = "warning", "Warning"
+        ERROR = "error", "Error"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notices")
+    topic = models.CharField(max_length=100)
+    level = models.CharField(max_length=10, choices=Level.choices, default=Level.WARNING)
+    text = models.CharField(max_length=1000)
+    link = models.CharField(max_length=300, blank=True)  # a path on this site, e.g. the Integrations page
+    link_text = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    seen_at = models.DateTimeField(null=True, blank=True)
+
+    objects = NoticeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(
+                fields=["user"], condition=models.Q(seen_at__isnull=True), name="notice_unseen_by_user"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.text

@@ -93,6 +93,7 @@ MIDDLEWARE = [
     "accounts.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "accounts.middleware.SessionTimeoutMiddleware",
+    "accounts.notices.NoticeMiddleware",  # after messages and the session timeout: a notice shows once
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "accounts.middleware.FirstRunMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a lockout into the lockout page
@@ -288,6 +289,28 @@ RUN_RETRY_BASE = env.float("RUN_RETRY_BASE", default=30.0)
 RUN_STALE_AFTER = env.int("RUN_STALE_AFTER", default=15 * 60)
 
 # ---------------------------------------------------------------------------
+# Connection keys: rotation reminder, scheduled check, and e-mail to admins
+# ---------------------------------------------------------------------------
+# Remind admins (card and dashboard) to rotate a connection's keys once they are this many days old; 0 = never.
+KEY_ROTATION_DAYS = env.int("KEY_ROTATION_DAYS", default=90)
+# Hours between scheduled re-tests of every active connection; one that starts failing is told to each admin once.
+CONNECTION_CHECK_HOURS = env.float("CONNECTION_CHECK_HOURS", default=24.0)
+# E-mail is sent (to admins, when a connection starts failing) only when EMAIL_HOST is set; otherwise the console
+# backend, so nothing leaves the machine.
+EMAIL_HOST = env.str("EMAIL_HOST", default="")
+EMAIL_PORT = env.int("EMAIL_PORT", default=587)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=True)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Tenable Console <tenable-console@localhost>")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_TIMEOUT = 10
+
+# ---------------------------------------------------------------------------
 # Celery (cookiecutter-django style: CELERY_ namespace, JSON only)
 # ---------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -346,6 +369,10 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-stale-runs": {"task": "projects.tasks.sweep_stale_runs", "schedule": 300.0},
     "expire-risk-acceptances": {"task": "projects.tasks.expire_risk_acceptances", "schedule": 3600.0},
     "sweep-webhooks": {"task": "projects.webhook_tasks.sweep_webhooks", "schedule": 60.0},
+    "check-connections": {
+        "task": "integrations.tasks.check_connections",
+        "schedule": CONNECTION_CHECK_HOURS * 3600,
+    },
 }
 # Long imports and short deliveries on separate queues, so a big import never delays a webhook.
 CELERY_TASK_ROUTES = {

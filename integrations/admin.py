@@ -14,18 +14,24 @@ class IntegrationAdmin(admin.ModelAdmin):
         "is_active",
         "api_url",
         "access_key_hint",
+        "keys_set_at",
+        "keys_set_by",
         "last_tested_at",
         "last_test_ok",
         "last_test_message",
+        "failing_since",
     ]
     # The API URL changes only in the app, where a new URL requires new keys (RELIABILITY S8).
     readonly_fields = [
         "connector",
         "api_url",
         "access_key_hint",
+        "keys_set_at",
+        "keys_set_by",
         "last_tested_at",
         "last_test_ok",
         "last_test_message",
+        "failing_since",
     ]
     actions = None
 

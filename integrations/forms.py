@@ -5,8 +5,23 @@ from urllib.parse import urlsplit
 from django import forms
 from django.utils.crypto import salted_hmac
 
+from .connectors import CredentialField
 from .models import Integration
 from .services import NOT_ALLOWED, URL_CHANGED, is_allowed_api_url, is_loopback, same_api_url
+
+
+def credential_field(declared: CredentialField, *, required: bool, help_text: str) -> forms.CharField:
+    """A form field for one declared credential: secret ones are write-only (never rendered back)."""
+    return forms.CharField(
+        label=declared.label,
+        required=required,
+        strip=True,
+        max_length=200,
+        help_text=help_text,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off", "spellcheck": "false"})
+        if declared.secret
+        else forms.TextInput(),
+    )
 
 
 class IntegrationForm(forms.ModelForm):
@@ -41,17 +56,8 @@ class IntegrationForm(forms.ModelForm):
             help_text = declared.help_text
             if has_keys:
                 help_text += " Leave blank to keep the saved key."
-            self.fields[declared.name] = forms.CharField(
-                label=declared.label,
-                required=not has_keys,
-                strip=True,
-                max_length=200,
-                help_text=help_text,
-                widget=forms.PasswordInput(
-                    render_value=False, attrs={"autocomplete": "off", "spellcheck": "false"}
-                )
-                if declared.secret
-                else forms.TextInput(),
+            self.fields[declared.name] = credential_field(
+                declared, required=not has_keys, help_text=help_text
             )
             self.credential_names.append(declared.name)
         # Credentials first, as in the vendor's settings panel, then the advanced API URL.
@@ -114,3 +120,19 @@ class IntegrationForm(forms.ModelForm):
         if commit:
             integration.save()
         return integration
+
+
+class ReplaceKeysForm(forms.Form):
+    """Replace keys: a whole new pair (every declared credential, required), tested before anything changes."""
+
+    def __init__(self, *args, integration: Integration, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.spec = integration.spec
+        for declared in self.spec.credential_fields:
+            self.fields[declared.name] = credential_field(
+                declared, required=True, help_text=f"The new {declared.label}."
+            )
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        return {name: self.cleaned_data[name] for name in self.spec.credential_names()}

@@ -5,9 +5,12 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Cast
 from django.urls import reverse
+from django.utils import timezone
 
 from .connectors import Connector, connector_choices, connector_for
+from .connectors.base import Capability, ConnectionInfo
 from .fields import SecretField
+from .rights import from_details
 
 DEFAULT_API_URL = "https://cloud.tenable.com"
 SECRET_FIELDS = ("access_key", "secret_key")
@@ -37,7 +40,15 @@ class Integration(models.Model):
     last_tested_at = models.DateTimeField(null=True, blank=True)
     last_test_ok = models.BooleanField(null=True)
     last_test_message = models.TextField(blank=True)
+    # After a successful test: who the key is and what it can do (`integrations.rights.to_details`).
     last_test_details = models.JSONField(default=dict, blank=True)
+    # When the last test of the saved keys turned the connection from working (or untested) to failing.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    # When the saved key pair was set (entered, or replaced), and by whom: the card shows its age.
+    keys_set_at = models.DateTimeField(null=True, blank=True)
+    keys_set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -90,6 +101,32 @@ class Integration(models.Model):
         if self.last_test_ok:
             return "connected"
         return "untested"
+
+    @property
+    def key_info(self) -> ConnectionInfo | None:
+        """Who the saved key is and what it can do, as its last test found; None unless that test passed."""
+        return from_details(self.last_test_details) if self.last_test_ok else None
+
+    @property
+    def capabilities(self) -> dict[str, Capability]:
+        """What the saved key can do, by capability key (`connectors.base.CAN_*`), from its last passing test,
+        without calling the service. Empty when not known (never tested, failing, or a connector that does not
+        report them): only a capability present with status "missing" is a known lack (`Capability.usable`)."""
+        info = self.key_info
+        return {c.key: c for c in info.capabilities} if info else {}
+
+    @property
+    def keys_age_days(self) -> int | None:
+        if not self.has_keys or self.keys_set_at is None:
+            return None
+        return (timezone.now() - self.keys_set_at).days
+
+    @property
+    def rotation_due(self) -> bool:
+        """Whether the saved keys are older than KEY_ROTATION_DAYS (0 turns the reminder off)."""
+        days = settings.KEY_ROTATION_DAYS
+        age = self.keys_age_days
+        return bool(days) and age is not None and age >= days
 
     @property
     def masked_access_key(self) -> str:

@@ -1,4 +1,5 @@
-"""Workflows over connections: resolve credentials, test them, record the outcome. Views stay thin."""
+"""Workflows over connections: resolve credentials, test them, record the outcome, replace keys, check on a
+schedule. Views and tasks stay thin."""
 
 from __future__ import annotations
 
@@ -10,13 +11,19 @@ from urllib.parse import urlsplit
 
 from cryptography.fernet import InvalidToken
 from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from accounts.models import record
+from accounts import notices
+from accounts.models import Notice, record
 
 from .connectors import Connector, ConnectorError
-from .models import Integration
+from .connectors.base import ConnectionInfo
+from .models import SECRET_FIELDS, Integration
+from .rights import Needs, advice, from_details, to_details
+from .signals import profile_needs
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +109,15 @@ def same_api_url(a: str, b: str) -> bool:
 
 @dataclass
 class TestResult:
+    """What Test Connection found: `details` is what the connection stores (`rights.to_details` on success);
+    `info` the connector's report; `transient` a failure that retrying later may cure (a timeout, a 5xx)."""
+
     ok: bool
     message: str
     warning: str = ""
     details: dict = field(default_factory=dict)
+    info: ConnectionInfo | None = None
+    transient: bool = False
 
 
 @sensitive_variables("credentials", "stored")
@@ -161,7 +173,8 @@ def open_connector(integration: Integration, *, interactive: bool = False, **ove
 
 @sensitive_variables("credentials")
 def test_connection(integration: Integration, *, api_url: str = "", **credentials: str) -> TestResult:
-    """Test the given keys (blank means the stored ones) and say who they belong to and how many scans they see."""
+    """Test the given keys (blank means the stored ones): who they belong to and their role, what they may view,
+    how many scans they see and the checklist of what they can do (all within the interactive budget)."""
     spec = integration.spec
     try:
         with open_connector(integration, interactive=True, api_url=api_url, **credentials) as connector:
@@ -169,37 +182,243 @@ def test_connection(integration: Integration, *, api_url: str = "", **credential
     except CredentialsUnavailable as exc:
         return TestResult(False, exc.message)
     except ConnectorError as exc:
-        return TestResult(False, exc.message, details={"kind": exc.kind, "status": exc.status})
+        return TestResult(
+            False, exc.message, details={"kind": exc.kind, "status": exc.status}, transient=not exc.permanent
+        )
     who = info.username or "this API key"
     container = f" (container {info.container})" if info.container else ""
+    role = f", {info.role_name} role" if info.role_name else ""
     scans = f"{info.scan_count} scan{'s' if info.scan_count != 1 else ''}"
     result = TestResult(
-        True,
-        f"Connected as {who}{container}; {scans} visible.",
-        details={"username": info.username, "container": info.container, "scan_count": info.scan_count},
+        True, f"Connected as {who}{container}{role}; {scans} visible.", details=to_details(info), info=info
     )
     if info.scan_count == 0:
         result.warning = f"No scans are visible to this key. {spec.no_scans_resolution}".strip()
     return result
 
 
-def remember_result(integration: Integration, result: TestResult, actor, request=None) -> None:
-    """Store the outcome on the connection (the card shows it) and write the audit event."""
-    Integration.objects.filter(pk=integration.pk).update(
-        last_tested_at=timezone.now(),
-        last_test_ok=result.ok,
-        last_test_message=(result.warning or result.message)[:1000],
-        last_test_details=result.details,
-    )
-    integration.refresh_from_db(
-        fields=["last_tested_at", "last_test_ok", "last_test_message", "last_test_details"]
-    )
-    record(
-        actor,
-        "integration.tested",
-        integration,
-        request,
-        ok=result.ok,
-        result=result.message[:300],
-        api_url=integration.api_url,
-    )
+UNCHANGED = object()
+
+
+def remember_result(
+    integration: Integration,
+    result: TestResult,
+    actor,
+    request=None,
+    *,
+    audit: bool = True,
+    keys_set_at: Any = UNCHANGED,
+) -> str:
+    """Store the outcome on the connection (the card shows it) and, unless told not to, write the audit event.
+
+    Returns "failing" when this result turned a working (or untested) connection into a failing one, "recovered"
+    when it turned a failing one into a working one, else "". With `keys_set_at`, nothing is stored unless the
+    keys are still the ones set then (a check that began before a key replacement must not describe the new keys).
+    """
+    now = timezone.now()
+    rows = Integration.objects.filter(pk=integration.pk)
+    if keys_set_at is not UNCHANGED:
+        rows = rows.filter(keys_set_at=keys_set_at)
+    outcome = {
+        "last_tested_at": now,
+        "last_test_ok": result.ok,
+        "last_test_message": (result.warning or result.message)[:1000],
+        "last_test_details": result.details,
+    }
+    # Conditional updates, so two tests finishing together report one transition (background-writer rule).
+    if result.ok:
+        changed = (
+            "recovered"
+            if rows.filter(failing_since__isnull=False).update(**outcome, failing_since=None)
+            else ""
+        )
+    else:
+        changed = (
+            "failing" if rows.filter(failing_since__isnull=True).update(**outcome, failing_since=now) else ""
+        )
+    if not changed:
+        rows.update(**outcome)
+    integration.refresh_from_db(fields=[*outcome, "failing_since"])
+    if changed == "recovered":
+        notices.withdraw(failing_topic(integration))
+    if audit:
+        record(
+            actor,
+            "integration.tested",
+            integration,
+            request,
+            ok=result.ok,
+            result=result.message[:300],
+            api_url=integration.api_url,
+        )
+    return changed
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What the profiles need, and advice
+# ---------------------------------------------------------------------------------------------------------------
+def needs_for(integrations: list[Integration]) -> dict[int, Needs]:
+    """What the scanner profiles using each connection need, by pk, as the apps above answer `profile_needs`."""
+    merged: dict[int, dict[str, list[str]]] = {integration.pk: {} for integration in integrations}
+    if not merged:
+        return merged
+    for _, answer in profile_needs.send(sender=Integration, integrations=integrations):
+        for pk, needs in (answer or {}).items():
+            for key, labels in needs.items():
+                merged.setdefault(pk, {}).setdefault(key, []).extend(labels)
+    return merged
+
+
+def attach_advice(integrations: list[Integration]) -> list[Integration]:
+    """Set `.advice` (least-privilege advice from the last passing test and the profiles' needs) on each."""
+    needs = needs_for(integrations)
+    for integration in integrations:
+        integration.advice = advice(integration.key_info, needs.get(integration.pk, {}))
+    return integrations
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Replacing keys (rotation without downtime)
+# ---------------------------------------------------------------------------------------------------------------
+KEPT = "The old keys stay active."
+
+
+@dataclass
+class Replacement:
+    """The outcome of Replace keys: accepted (the new pair is in use) or refused with the reason."""
+
+    accepted: bool
+    reason: str
+    result: TestResult
+
+
+@sensitive_variables("credentials", "current")
+def replace_keys(integration: Integration, actor, request=None, **credentials: str) -> Replacement:
+    """Test a new key pair against the saved API URL, then swap it in atomically, or refuse and keep the old pair.
+
+    Refused when the test fails, when the keys are the ones in use, when they reach another container, or when
+    they lack what the connection's profiles need (the checklist says). A run already in progress keeps the
+    connector, and so the keys, it started with. Audited as "integration.keys_rotated" (who and when; never keys).
+    """
+    result = test_connection(integration, api_url=integration.api_url, **credentials)
+    reason = _refusal(integration, result, credentials)
+    if reason:
+        record(actor, "integration.keys_refused", integration, request, reason=reason[:300])
+        return Replacement(False, reason, result)
+    now = timezone.now()
+    with transaction.atomic():
+        locked = Integration.objects.select_for_update().defer(*SECRET_FIELDS).get(pk=integration.pk)
+        previous_set_at = locked.keys_set_at
+        if previous_set_at != integration.keys_set_at or not same_api_url(
+            locked.api_url, integration.api_url
+        ):
+            reason = (
+                f"The connection's keys or API URL changed while the new keys were tested; try again. {KEPT}"
+            )
+            return Replacement(False, reason, result)
+        for name, value in credentials.items():
+            setattr(locked, name, value)
+        locked.access_key_hint = credentials.get("access_key", "")[-4:]
+        locked.keys_set_at, locked.keys_set_by = (
+            now,
+            actor if getattr(actor, "is_authenticated", False) else None,
+        )
+        locked.updated_by = locked.keys_set_by
+        locked.last_tested_at, locked.last_test_ok, locked.failing_since = now, True, None
+        locked.last_test_message = (result.warning or result.message)[:1000]
+        locked.last_test_details = result.details
+        locked.save(
+            update_fields=[
+                *credentials,
+                "access_key_hint",
+                "keys_set_at",
+                "keys_set_by",
+                "updated_by",
+                "updated_at",
+                "last_tested_at",
+                "last_test_ok",
+                "last_test_message",
+                "last_test_details",
+                "failing_since",
+            ]
+        )
+        record(
+            actor,
+            "integration.keys_rotated",
+            locked,
+            request,
+            api_url=locked.api_url,
+            role=(result.info.role_name if result.info else None) or "",
+            previous_keys_set_at=previous_set_at.isoformat() if previous_set_at else "",
+        )
+    notices.withdraw(failing_topic(integration))
+    integration.refresh_from_db()
+    return Replacement(True, "", result)
+
+
+@sensitive_variables("credentials", "current")
+def _refusal(integration: Integration, result: TestResult, credentials: dict[str, str]) -> str:
+    """Why a new pair may not replace the old one, in one sentence the admin can act on; "" when it may."""
+    if not result.ok:
+        return f"The new keys were refused: {result.message} {KEPT}"
+    try:
+        current, _ = stored_credentials(integration)
+    except CredentialsUnavailable:
+        current = {}
+    if current and all(current.get(name) == value for name, value in credentials.items()):
+        return f"These are the keys this connection already uses: generate a new pair in Tenable.io first. {KEPT}"
+    before = from_details(integration.last_test_details) if integration.last_test_ok else None
+    info = result.info
+    if before and info and before.container and info.container and before.container != info.container:
+        return (
+            f"The new keys belong to the container “{info.container}”, but this connection reaches "
+            f"“{before.container}”: keys of another container need a connection of their own. {KEPT}"
+        )
+    lacking = [a for a in advice(info, needs_for([integration])[integration.pk]) if a.kind == "less"]
+    if lacking:
+        return f"The new keys cannot do what this connection's profiles need. {lacking[0].sentence} {KEPT}"
+    return ""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The scheduled check
+# ---------------------------------------------------------------------------------------------------------------
+class CheckLater(Exception):
+    """A scheduled check failed in a way retrying may cure (timeout, 5xx, rate limit): try again before saying
+    the connection is failing."""
+
+
+def failing_topic(integration: Integration) -> str:
+    return f"integration:{integration.pk}:failing"
+
+
+def check_connection(integration_id: int, *, final: bool = True) -> TestResult | None:
+    """Re-test one active connection's saved keys and record the result (the card and dashboard show it).
+
+    When the connection starts failing, every admin is told once (an in-app notice; e-mail if configured).
+    A transient failure raises CheckLater unless this is the `final` attempt. None when there is nothing to check.
+    """
+    integration = Integration.objects.defer(*SECRET_FIELDS).filter(pk=integration_id, is_active=True).first()
+    if integration is None or not integration.has_keys:
+        return None
+    keys_set_at = integration.keys_set_at
+    result = test_connection(integration)
+    if not result.ok and result.transient and not final:
+        raise CheckLater(result.message)
+    changed = remember_result(integration, result, None, audit=False, keys_set_at=keys_set_at)
+    if changed == "failing":
+        record(None, "integration.check_failed", integration, result=result.message[:300])
+        link = (
+            f"{reverse('integrations:scanners')}?tab={integration.spec.category}#connection-{integration.pk}"
+        )
+        notices.notify_admins(
+            failing_topic(integration),
+            f"Connection failing: {integration.name}. {result.message}",
+            level=Notice.Level.ERROR,
+            link=link,
+            link_text="Open Integrations",
+            subject=f"Connection failing: {integration.name}",
+        )
+    elif changed == "recovered":
+        record(None, "integration.check_recovered", integration, result=result.message[:300])
+    return result

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.db.models import ProtectedError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -14,9 +16,11 @@ from accounts.htmx import close_drawer
 from accounts.models import record
 from accounts.permissions import admin_required
 
+from . import services
 from .connectors import CONNECTORS, connectors_by_category
-from .forms import IntegrationForm
+from .forms import IntegrationForm, ReplaceKeysForm
 from .models import SECRET_FIELDS, Integration
+from .rights import advice
 from .services import UNDECRYPTABLE, remember_result, same_api_url, test_connection
 
 
@@ -50,6 +54,7 @@ def scanners(request: HttpRequest) -> HttpResponse:
         "cards": _cards(tab, categories),
         "open_pk": request.GET.get("open", ""),
         "undecryptable": UNDECRYPTABLE,
+        "rotation_days": settings.KEY_ROTATION_DAYS,
     }
     if request.htmx and request.htmx.target == "connector-cards":
         return render(request, "integrations/partials/_cards.html", context)
@@ -68,7 +73,9 @@ CARD_STATES = [
 
 def _cards(tab: str, categories) -> list[dict]:
     connectors = next(c for slug, _, c in categories if slug == tab)
-    connections = list(Integration.objects.for_listing())
+    connections = services.attach_advice(
+        list(Integration.objects.for_listing().select_related("keys_set_by"))
+    )
     cards = []
     for spec in connectors:
         mine = [c for c in connections if c.connector == spec.slug]
@@ -135,13 +142,14 @@ def connection_settings(request: HttpRequest, pk: int | None = None, slug: str |
             response = render(
                 request,
                 "integrations/partials/_test_result.html",
-                {"result": result, "confirm_token": form.fingerprint()},
+                {"result": result, "confirm_token": form.fingerprint(), "integration": integration},
             )
             return reswap(retarget(response, "#test-result"), "innerHTML")
     context = {
         "form": form,
         "integration": integration,
         "result": result,
+        "advice": _advice(integration, result.info if result else integration.key_info),
         "token_help": integration.spec.token_help,
     }
     if request.htmx:
@@ -154,6 +162,8 @@ def _save(request: HttpRequest, form: IntegrationForm, result) -> HttpResponse:
     changed = form.changed_data
     integration = form.save(commit=False)
     integration.updated_by = request.user
+    if form.changed_credentials:
+        integration.keys_set_at, integration.keys_set_by = timezone.now(), request.user
     integration.save()
     if created:
         record(
@@ -206,7 +216,8 @@ def test(request: HttpRequest, pk: int | None = None, slug: str | None = None) -
     credentials = {name: form.cleaned_data.get(name, "") for name in form.credential_names}
     api_url = form.cleaned_data.get("api_url", "") or saved_url
     result = test_connection(integration, api_url=api_url, **credentials)
-    response = render(request, "integrations/partials/_test_result.html", {"result": result})
+    context = {"result": result, "advice": _advice(integration, result.info), "integration": integration}
+    response = render(request, "integrations/partials/_test_result.html", context)
     # Only a test of what is saved describes the saved connection; typed-in values are just a trial.
     if integration.pk and not any(credentials.values()) and same_api_url(api_url, saved_url):
         integration.api_url = saved_url
@@ -222,6 +233,46 @@ def test(request: HttpRequest, pk: int | None = None, slug: str | None = None) -
         api_url=api_url,
     )
     return response
+
+
+def _advice(integration: Integration, info) -> list:
+    """Least-privilege advice for a saved connection's key (tested now, or as last tested); none for a new one."""
+    if not integration.pk or info is None:
+        return []
+    return advice(info, services.needs_for([integration])[integration.pk])
+
+
+@admin_required
+@never_cache
+@sensitive_post_parameters(*SECRET_FIELDS)
+@require_http_methods(["GET", "POST"])
+def replace_keys(request: HttpRequest, pk: int) -> HttpResponse:
+    """Replace keys (rotation without downtime): the new pair is tested, checklist included, before anything
+    changes; accepted, it replaces the old pair at once; refused, the old pair stays active and the drawer says why.
+    """
+    integration = _get(pk)
+    form = ReplaceKeysForm(request.POST or None, integration=integration)
+    replacement = None
+    if request.method == "POST" and form.is_valid():
+        replacement = services.replace_keys(integration, request.user, request, **form.credentials)
+        if replacement.accepted:
+            messages.success(
+                request,
+                f"{integration.name}: keys replaced; the old pair is no longer used. "
+                f"{replacement.result.message}",
+            )
+            if request.htmx:
+                return close_drawer(render(request, "partials/_messages.html"), refresh="integrationsChanged")
+            return redirect(f"{reverse('integrations:scanners')}?tab={integration.spec.category}")
+    context = {
+        "form": form,
+        "integration": integration,
+        "replacement": replacement,
+        "advice": [],  # a refusal's reason already says what the profiles would lack
+    }
+    if request.htmx:
+        return render(request, "integrations/partials/_replace_keys_drawer.html", context)
+    return render(request, "integrations/replace_keys.html", context)
 
 
 @admin_required

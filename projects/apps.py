@@ -7,5 +7,5 @@ class ProjectsConfig(AppConfig):
 
     def ready(self) -> None:
         # The schedule clean-up receiver, and the tasks (services publish them by name, so they must be registered).
-        from . import tasks  # noqa: F401
+        from . import needs, tasks  # noqa: F401  (needs answers integrations' profile_needs signal)
         from .profiles import schedules  # noqa: F401

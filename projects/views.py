@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.db import transaction
 from django.db.models import Count, OuterRef, Q, Subquery
@@ -11,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.models import record
 from accounts.permissions import deny
 from integrations.models import Integration
+from integrations.services import UNDECRYPTABLE, attach_advice
 
 from .choices import SEVERITY_BADGE, Severity
 from .findings.overview import project_overview
@@ -22,13 +24,27 @@ from .profiles.schedules import delete_schedule
 
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    """The start page: what is connected, which projects exist, and the next step when nothing does."""
+    """The start page: what is connected, which projects exist, and the next step when nothing does; admins also
+    see connections that need them (failing, keys due for rotation, profiles their key cannot serve)."""
     projects = visible_projects(request.user)
-    integrations = Integration.objects.defer("access_key", "secret_key") if request.user.is_admin else None
+    integrations = None
+    attention = []
+    if request.user.is_admin:
+        integrations = attach_advice(list(Integration.objects.for_listing().select_related("keys_set_by")))
+        attention = [
+            c
+            for c in integrations
+            if c.state in ("failing", "unreadable")
+            or (c.is_active and c.rotation_due)
+            or any(a.kind == "less" for a in c.advice)
+        ]
     context = {
         "projects": projects[:8],
         "project_count": projects.count(),
         "integrations": integrations,
+        "attention": attention,
+        "rotation_days": settings.KEY_ROTATION_DAYS,
+        "undecryptable": UNDECRYPTABLE,
         "open_findings": Finding.objects.filter(project__in=projects).needs_attention().count(),
     }
     return render(request, "projects/dashboard.html", context)
