@@ -40,7 +40,7 @@ def test_live_regions_are_only_the_message_areas():
     import re
     from pathlib import Path
 
-    allowed = {'id="messages"', 'id="test-result"', 'id="copy-status"'}
+    allowed = {'id="messages"', 'id="test-result"', 'id="replace-result"', 'id="copy-status"'}
     templates = Path(__file__).resolve().parents[1] / "templates"
     for template in templates.rglob("*.html"):
         for tag in re.findall(r"<[^>]*aria-live[^>]*>", template.read_text()):
