@@ -292,7 +292,7 @@ if not 1 <= EXPORT_CHUNK_DOWNLOADS <= 4:
     raise ImproperlyConfigured(
         "EXPORT_CHUNK_DOWNLOADS must be 1 to 4 (Tenable asks for few requests per key)."
     )
-EXPORT_NUM_ASSETS = env.int("EXPORT_NUM_ASSETS", default=100)
+EXPORT_NUM_ASSETS = env.int("EXPORT_NUM_ASSETS", default=50)
 EXPORT_CURSOR_OVERLAP = env.int("EXPORT_CURSOR_OVERLAP", default=60 * 60)
 EXPORT_POLL_MAX = env.float("EXPORT_POLL_MAX", default=30.0)
 EXPORT_SYNC_DEADLINE = env.int("EXPORT_SYNC_DEADLINE", default=90 * 60)

@@ -15,10 +15,12 @@ its `ExportChunk` ledger row in the same transaction; the run's counts are the s
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
 
+import psycopg
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -56,6 +58,18 @@ STATE_OF = {
 }
 OPEN_STATES = [state.value for state in OPEN_FINDING_STATES]
 FIXED = FindingState.FIXED.value
+ANALYZE_AFTER = 10_000
+# A first sync's COPY straight into the findings table, in this column order (asset_id first: it is known only
+# once the chunk's assets are stored).
+COPY_COLUMNS = (
+    "asset_id, project_id, profile_id, plugin_id, fingerprint, port, protocol, service, severity, "
+    "effective_severity, severity_default, severity_modification, plugin_output, state, first_seen, last_seen, "
+    "fixed_at, tenable_finding_id, close_reason, triage, triage_reason, first_run_id, last_run_id"
+)
+COPY_TYPES = [
+    "int8", "int8", "int8", "int4", "uuid", "int4", "varchar", "varchar", "int2", "int2", "int2", "varchar", "text",
+    "varchar", "timestamptz", "timestamptz", "timestamptz", "varchar", "varchar", "varchar", "varchar", "int8", "int8",
+]  # fmt: skip
 
 
 class _Conflict(Exception):
@@ -63,10 +77,21 @@ class _Conflict(Exception):
 
 
 @dataclass
-class _Rows:
+class PreparedChunk:
+    """A downloaded chunk as rows ready to merge (built on a download thread): one row per fingerprint, the
+    hosts by identity with their finding counts, and the chunk's plugins."""
+
+    job_uuid: str
+    chunk_id: int
+    size: int
+    rejected: int
     rows: list[tuple]
     hosts: dict[str, tuple[HostRecord, int]]
     plugins: list
+
+    @property
+    def findings(self) -> int:
+        return len(self.rows)
 
 
 class ExportMerger:
@@ -82,8 +107,10 @@ class ExportMerger:
         self.now = timezone.now()
         self.postgres = connection.vendor == "postgresql"
         self.assets = AssetIndex(self.project)
+        self._assets_lock = threading.Lock()
         self.plugins_done: set[int] = set()
         self.fast = not Finding.objects.filter(project=self.project).exists()
+        self.inserted = 0  # findings this merger inserted (statistics go stale past ANALYZE_AFTER)
         self.busy = 0.0  # seconds spent merging, for the run log
         self._adapt = connection.ops.adapt_datetimefield_value
         self.ts = self._adapt(self.now)
@@ -100,11 +127,23 @@ class ExportMerger:
             )
             if not self.postgres:  # SQLite joins by nested loops: give it an index to loop over
                 cursor.execute(f"CREATE INDEX {EXPORT_TABLE}_fp ON {EXPORT_TABLE} (fingerprint)")
+        if not self.fast:
+            self.analyze()
+
+    def analyze(self) -> None:
+        """Fresh statistics for the tables each chunk joins (a previous sync or import may have just grown
+        them; with stale ones the planner would scan the whole findings table once per chunk)."""
+        if self.postgres:
+            with connection.cursor() as cursor:
+                cursor.execute(f"ANALYZE {Finding._meta.db_table}, {Asset._meta.db_table}")
 
     def close(self) -> None:
-        """Drop the temporary table (the connection may serve the next task)."""
+        """Drop the temporary table (the connection may serve the next task); refresh the statistics after a
+        large insert, so the next sync's or import's plans fit the table."""
         with connection.cursor() as cursor:
             self._drop_table(cursor)
+        if self.inserted > ANALYZE_AFTER:
+            self.analyze()
 
     @staticmethod
     def _drop_table(cursor) -> None:
@@ -112,38 +151,27 @@ class ExportMerger:
 
     # -- vulnerability chunks -----------------------------------------------------------------------------
 
-    def merge(self, chunk: VulnChunk) -> ExportChunk | None:
-        """Merge one chunk and write its ledger row, in one transaction; None if this run merged it already."""
-        if ExportChunk.objects.filter(
-            run=self.run, job_uuid=chunk.job_uuid, chunk_id=chunk.chunk_id
-        ).exists():
-            return None
-        began = time.perf_counter()
-        try:
-            rows = self._rows(chunk)
-            try:
-                return self._merge(chunk, rows, fast=self.fast)
-            except _Conflict:
-                self.fast = False
-                return self._merge(chunk, rows, fast=False)
-        finally:
-            self.busy += time.perf_counter() - began
+    def prepare(self, chunk: VulnChunk) -> PreparedChunk:
+        """The chunk's findings as rows, once per fingerprint (a later record of the same finding wins).
 
-    def _rows(self, chunk: VulnChunk) -> _Rows:
-        """The chunk's findings as rows, once per fingerprint (a later record of the same finding wins)."""
-        project_id, adapt, postgres = self.project.pk, self._adapt, self.postgres
-        identities: dict[int, str] = {}
+        Pure Python, safe on a download thread (the asset index is shared under a lock): building rows for the
+        next chunks overlaps with the database's work on this one.
+        """
+        project_id, adapt, postgres, shift = self.project.pk, self._adapt, self.postgres, self.shift
+        with self._assets_lock:
+            identities = {id(host): self.assets.resolve(host) for host in chunk.hosts()}
         hosts: dict[str, tuple[HostRecord, int]] = {}
         plugins: dict[int, object] = {}
         row_of: dict = {}
         rows: list[tuple] = []
         for f in chunk.findings:
-            identity = identities.get(id(f.host))
-            if identity is None:
-                identity = identities[id(f.host)] = self.assets.resolve(f.host)
+            identity = identities[id(f.host)]
             fp = fingerprint(project_id, identity, f.plugin_id, f.port, f.protocol)
-            if f.plugin_id not in self.plugins_done and f.plugin_id not in plugins:
+            if f.plugin_id not in plugins:
                 plugins[f.plugin_id] = f
+            effective = shift_severity(f.severity, shift)
+            modification = f.severity_modification if f.severity_modification != "NONE" else ""
+            state = STATE_OF[f.state]
             row = (
                 fp if postgres else fp.hex,
                 identity,
@@ -152,11 +180,11 @@ class ExportMerger:
                 f.protocol[:16],
                 (f.service or "")[:100],
                 f.severity,
-                shift_severity(f.severity, self.shift),
+                effective,
                 f.severity_default,
-                f.severity_modification if f.severity_modification != "NONE" else "",
+                modification,
                 f.plugin_output or "",
-                STATE_OF[f.state],
+                state,
                 f.first_found if postgres else adapt(f.first_found),
                 f.last_found if postgres else adapt(f.last_found),
                 f.last_fixed if postgres else adapt(f.last_fixed),
@@ -170,12 +198,52 @@ class ExportMerger:
                 hosts[identity] = (host, count + 1)
             else:
                 rows[at] = row
-        return _Rows(rows, hosts, list(plugins.values()))
+        return PreparedChunk(
+            chunk.job_uuid,
+            chunk.chunk_id,
+            chunk.size,
+            len(chunk.rejected),
+            rows,
+            hosts,
+            list(plugins.values()),
+        )
 
-    def _merge(self, chunk: VulnChunk, batch: _Rows, *, fast: bool) -> ExportChunk:
+    def merge(self, chunk: PreparedChunk) -> ExportChunk | None:
+        """Merge one prepared chunk and write its ledger row, in one transaction; None if this run merged it
+        already."""
+        if ExportChunk.objects.filter(
+            run=self.run, job_uuid=chunk.job_uuid, chunk_id=chunk.chunk_id
+        ).exists():
+            return None
+        began = time.perf_counter()
+        try:
+            try:
+                return self._merge(chunk, fast=self.fast)
+            except _Conflict:
+                self.fast = False
+                self.analyze()
+                return self._merge(chunk, fast=False)
+        finally:
+            self.busy += time.perf_counter() - began
+
+    def _merge(self, batch: PreparedChunk, *, fast: bool) -> ExportChunk:
         with transaction.atomic():
-            if batch.plugins:
-                _upsert_plugins(batch.plugins)
+            with connection.cursor() as cursor:
+                if self.postgres:
+                    # A chunk's commit need not wait for its WAL flush: if the server crashed before it, the
+                    # chunk's ledger row is lost with it and the chunk is merged again. (The run's end and the
+                    # cursor's move commit synchronously.)
+                    cursor.execute("SET LOCAL synchronous_commit = off")
+                    # Foreign keys checked row by row as the COPY streams in (PostgreSQL works while Python still
+                    # writes rows), not all at the commit, when this worker would only wait.
+                    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                    # Each statement joins one chunk against the big findings table: index lookups, never a scan.
+                    cursor.execute("SET LOCAL jit = off")
+                    cursor.execute("SET LOCAL enable_hashjoin = off")
+                    cursor.execute("SET LOCAL enable_mergejoin = off")
+            plugins = [p for p in batch.plugins if p.plugin_id not in self.plugins_done]
+            if plugins:
+                _upsert_plugins(plugins)
             asset_ids = _upsert_assets(self.project, self.run, batch.hosts, self.now) if batch.hosts else {}
             RunAsset.objects.bulk_create(
                 [
@@ -189,31 +257,71 @@ class ExportMerger:
                 last_seen=self.now, last_run=self.run
             )
             with connection.cursor() as cursor:
-                if self.postgres:
-                    # Each statement joins one chunk against the big findings table: index lookups, never a scan.
-                    cursor.execute("SET LOCAL jit = off")
-                    cursor.execute("SET LOCAL enable_hashjoin = off")
-                    cursor.execute("SET LOCAL enable_mergejoin = off")
-                cursor.execute(f"DELETE FROM {EXPORT_TABLE}")
-                self._load(cursor, [(row[0], asset_ids[row[1]], *row[2:]) for row in batch.rows])
-                if self.postgres:
-                    cursor.execute(f"ANALYZE {EXPORT_TABLE}")
-                if fast:
-                    counts = self._insert_all(cursor, batch)
+                if fast and self.postgres:
+                    counts = self._copy_all(cursor, batch, asset_ids)
                 else:
-                    counts = self._apply(cursor)
+                    rows = [(row[0], asset_ids[row[1]], *row[2:]) for row in batch.rows]
+                    cursor.execute(f"DELETE FROM {EXPORT_TABLE}")
+                    self._load(cursor, rows)
+                    if self.postgres:
+                        cursor.execute(f"ANALYZE {EXPORT_TABLE}")
+                    counts = self._insert_all(cursor, rows) if fast else self._apply(cursor)
             ledger = ExportChunk.objects.create(
                 run=self.run,
                 kind=ExportChunk.Kind.VULNS,
-                job_uuid=chunk.job_uuid,
-                chunk_id=chunk.chunk_id,
+                job_uuid=batch.job_uuid,
+                chunk_id=batch.chunk_id,
                 hosts=len(batch.hosts),
-                rejected=len(chunk.rejected),
-                bytes=chunk.size,
+                rejected=batch.rejected,
+                bytes=batch.size,
                 **counts,
             )
-        self.plugins_done.update(p.plugin_id for p in batch.plugins)
+        self.plugins_done.update(p.plugin_id for p in plugins)
+        self.inserted += ledger.new
         return ledger
+
+    def _copy_all(self, cursor, batch: PreparedChunk, asset_ids: dict[str, int]) -> dict:
+        """A first sync's chunk on PostgreSQL: COPY straight into the findings table, in binary (no text for the
+        server to parse). Every finding is new: one that exists makes the COPY fail, and the chunk is merged again
+        by `_apply`."""
+        project_id, profile_id, run_id, now = (
+            self.project.pk,
+            self.profile.pk if self.profile else None,
+            self.run.pk,
+            self.now,
+        )
+        tenable_fixed = CloseReason.TENABLE_FIXED.value
+        try:
+            with cursor.cursor.copy(
+                f"COPY {Finding._meta.db_table} ({COPY_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(COPY_TYPES)
+                write_row = copy.write_row
+                for fp, identity, plugin_id, port, protocol, service, severity, effective, default, modification, \
+                        output, state, first, last, fixed, finding_id in batch.rows:  # fmt: skip
+                    fixed_state = state == FIXED
+                    write_row((
+                        asset_ids[identity], project_id, profile_id, plugin_id, fp, port, protocol, service, severity,
+                        effective, default, modification, output, state, first or last or now, last or first or now,
+                        (fixed or now) if fixed_state else None, finding_id, tenable_fixed if fixed_state else "",
+                        "", "", run_id, run_id,
+                    ))  # fmt: skip
+        except psycopg.errors.UniqueViolation:
+            raise _Conflict from None
+        return self._all_new(batch.rows)
+
+    @staticmethod
+    def _all_new(rows: list[tuple]) -> dict:
+        new = len(rows)
+        by_severity = dict(Counter(str(row[7]) for row in rows))
+        return {
+            "findings": new,
+            "new": new,
+            "fixed": 0,
+            "reopened": 0,
+            "unchanged": 0,
+            "by_severity": by_severity,
+        }
 
     def _load(self, cursor, rows: list[tuple]) -> None:
         if self.postgres:
@@ -256,20 +364,11 @@ class ExportMerger:
         )
         return cursor.rowcount
 
-    def _insert_all(self, cursor, batch: _Rows) -> dict:
+    def _insert_all(self, cursor, rows: list[tuple]) -> dict:
         """A first sync's chunk: every finding is new (anything else rolls the chunk back for `_apply`)."""
-        new = self._insert(cursor)
-        if new != len(batch.rows):
+        if self._insert(cursor) != len(rows):
             raise _Conflict
-        by_severity = dict(Counter(str(row[7]) for row in batch.rows))
-        return {
-            "findings": new,
-            "new": new,
-            "fixed": 0,
-            "reopened": 0,
-            "unchanged": 0,
-            "by_severity": by_severity,
-        }
+        return self._all_new(rows)
 
     def _apply(self, cursor) -> dict:
         """Count, record transitions, update what exists and insert what is new — for findings this run has

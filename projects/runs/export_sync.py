@@ -44,7 +44,7 @@ from integrations.connectors.base import AssetExportRequest, ExportStatus, VulnE
 
 from ..choices import ACTIVE_RUN_STATUSES, RunStatus
 from ..models import ExportChunk, ExportLease, RunAsset, ScannerProfile, ScanRun
-from .export_merge import ExportMerger
+from .export_merge import ExportMerger, PreparedChunk
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ class ExportSync:
                 self._follow(
                     self.job[1],
                     self.connector.vuln_export_status,
-                    self.connector.vuln_export_chunk,
+                    self._prepared_chunk,
                     self.merger.merge,
                     self._vuln_progress,
                 )
@@ -188,6 +188,7 @@ class ExportSync:
                 restarts += 1
                 self.notes.append(f"Export job {self.job[1]} expired ({exc.message}); requesting a new one.")
                 log.info("Run %s: export job %s expired; requesting a new one", self.run.pk, self.job[1])
+                self.cancel_job()  # if it still runs, the new request must not adopt it again
                 self.job, self.job_active = None, False
 
     def _since(self) -> datetime:
@@ -252,6 +253,7 @@ class ExportSync:
                         f"{NEXT_STEP}"
                     ) from None
                 self.notes.append(f"Asset export {job.uuid} expired ({exc.message}); requesting a new one.")
+                self.cancel_job()
         checked = ExportChunk.objects.filter(run=self.run, kind=ExportChunk.Kind.ASSETS).aggregate(
             assets=Sum("hosts"), gone=Sum("assets_gone"), fixed=Sum("fixed")
         )
@@ -324,7 +326,10 @@ class ExportSync:
         merge: Callable[[Any], Any],
         progress: Callable[[ExportStatus | None], None],
     ) -> ExportStatus:
-        """Poll the job and merge every chunk it lists, each once; at most `downloads` chunks held at once."""
+        """Poll the job and merge every chunk it lists, each once; at most `downloads` chunks held at once.
+
+        `chunk_of` runs on the pool's threads (download, decode, rows: no database); `merge` on this one.
+        """
         merged = set(
             ExportChunk.objects.filter(run=self.run, job_uuid=job_uuid).values_list("chunk_id", flat=True)
         )
@@ -367,7 +372,7 @@ class ExportSync:
                     self.downloaded += 1
                     chunk = self._result(done, job_uuid, chunk_id)
                     if merge(chunk) is not None:
-                        self.findings += len(getattr(chunk, "findings", ()))
+                        self.findings += chunk.findings if isinstance(chunk, PreparedChunk) else 0
                     self.merged += 1
                     del chunk
                     progress(None)
@@ -384,6 +389,10 @@ class ExportSync:
             for future in futures:
                 future.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def _prepared_chunk(self, job_uuid: str, chunk_id: int) -> PreparedChunk:
+        """Download, decode and turn into rows one vulnerability chunk (on a pool thread)."""
+        return self.merger.prepare(self.connector.vuln_export_chunk(job_uuid, chunk_id))
 
     @staticmethod
     def _download(chunk_of: Callable[[str, int], Any], job_uuid: str, chunk_id: int) -> Any:

@@ -224,7 +224,7 @@ def test_a_tag_scope_severities_and_unlicensed_assets_are_asked_for_and_honoured
     assert run.status == RunStatus.SUCCEEDED, run.error
     body = next(r.body for r in sim.sim.requests if r.path == "/vulns/export")
     assert body == {
-        "num_assets": 100,
+        "num_assets": 50,
         "include_unlicensed": True,
         "filters": {
             "since": 0,
@@ -349,7 +349,7 @@ def connector_for(server, access=SIM_ACCESS_KEY, secret=SIM_SECRET_KEY) -> Tenab
 
 def test_a_running_export_with_the_same_filters_is_adopted(sim):
     with connector_for(sim) as connector:
-        running = connector.start_vuln_export(VulnExportRequest(since=0, num_assets=100))
+        running = connector.start_vuln_export(VulnExportRequest(since=0, num_assets=50))
     profile = export_profile(sim)
     run = sync(profile)
     assert run.status == RunStatus.SUCCEEDED, run.error
