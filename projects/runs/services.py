@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from accounts.models import record
 from integrations.connectors import Connector, ConnectorError
+from integrations.connectors.base import CAN_READ_SCAN_RESULTS
 from integrations.formats import nessus
 from integrations.formats.records import FormatError
 from integrations.services import CredentialsUnavailable, open_connector
@@ -229,7 +230,12 @@ def _pipeline_with(run: ScanRun, connector: Connector) -> None:
                 error=f"The Tenable.io scan ended as “{status}”, so there is nothing complete to import. Check the scan in Tenable.io and run again.",
             )
             return
-    details = connector.describe_source(scan_id)
+    try:
+        details = connector.describe_source(scan_id)
+    except ConnectorError as exc:
+        if exc.kind == "forbidden":
+            raise _forbidden_scan(connector, exc) from None
+        raise
     entry = _choose_history(details.history, run_uuid)
     if entry is None:
         run.fail(
@@ -272,6 +278,24 @@ def _pipeline_with(run: ScanRun, connector: Connector) -> None:
             on_progress=run.report_progress,
             on_merged=partial(_succeed, run),
         )
+
+
+def _forbidden_scan(connector: Connector, refused: ConnectorError) -> ConnectorError:
+    """A refused scan read, in the words of the key's checklist: which role it lacks (a Basic key lists scans but
+    may not read them), and the way that works with it."""
+    try:
+        capability = connector.test_connection().capability(CAN_READ_SCAN_RESULTS)
+    except ConnectorError:
+        return refused
+    if capability is None or capability.usable:
+        return refused
+    return ConnectorError(
+        f"{capability.sentence} Bind this profile to Vulnerability data instead (Tenable.io's exports work with "
+        "this key), or give the key's user that role.",
+        kind="forbidden",
+        permanent=True,
+        status=refused.status,
+    )
 
 
 def import_upload(run: ScanRun, path: str) -> None:
