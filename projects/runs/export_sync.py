@@ -135,7 +135,7 @@ class ExportSync:
         self.created_seen = False
         self.last_beat = 0.0
         self.notes: list[str] = []
-        self.downloaded = self.merged = self.findings = 0
+        self.downloaded = self.merged = self.findings = self.in_flight = 0
         self.expected: int | None = None
         self.tenable_status = ""
 
@@ -343,6 +343,7 @@ class ExportSync:
         try:
             while True:
                 self._beat()
+                self.in_flight = len(futures)
                 if final is None and time.monotonic() >= next_poll:
                     status = status_of(job_uuid)
                     fresh = [c for c in status.chunks_available if c not in listed]
@@ -366,10 +367,11 @@ class ExportSync:
                 while pending and len(futures) < self.downloads:
                     chunk_id = pending.popleft()
                     futures[pool.submit(self._download, chunk_of, job_uuid, chunk_id)] = chunk_id
+                self.in_flight = len(futures)
                 done = next((future for future in futures if future.done()), None)
                 if done is not None:
                     chunk_id = futures.pop(done)
-                    self.downloaded += 1
+                    self.downloaded, self.in_flight = self.downloaded + 1, len(futures)
                     chunk = self._result(done, job_uuid, chunk_id)
                     if merge(chunk) is not None:
                         self.findings += chunk.findings if isinstance(chunk, PreparedChunk) else 0
@@ -472,9 +474,10 @@ class ExportSync:
         fields = {"progress_done": self.merged, "progress_total": self.expected, "count_total": self.findings}
         if status is not None:
             fields["tenable_status"] = status.status
+        loading = f" ({self.in_flight} downloading)" if self.in_flight else ""
         self._report(
             RunStatus.MERGING,
-            f"Chunks: {self.downloaded:,} of {expected} downloaded, {self.merged:,} merged "
+            f"Chunks: {self.downloaded:,} of {expected} downloaded{loading}, {self.merged:,} merged "
             f"· {self.findings:,} findings",
             **fields,
         )
