@@ -108,12 +108,22 @@ class ExportMerger:
         self.postgres = connection.vendor == "postgresql"
         self.assets = AssetIndex(self.project)
         self._assets_lock = threading.Lock()
+        self._lock = threading.Lock()  # merges may run on several threads (export_sync._MergeWorkers)
+        self._local = threading.local()  # whether this thread's connection has its scratch table
         self.plugins_done: set[int] = set()
         self.fast = not Finding.objects.filter(project=self.project).exists()
         self.inserted = 0  # findings this merger inserted (statistics go stale past ANALYZE_AFTER)
         self.busy = 0.0  # seconds spent merging, for the run log
         self._adapt = connection.ops.adapt_datetimefield_value
         self.ts = self._adapt(self.now)
+        self._create_table()
+        if not self.fast:
+            self.analyze()
+
+    def _create_table(self) -> None:
+        """This thread's connection's scratch table (temporary tables belong to one connection)."""
+        if getattr(self._local, "table", False):
+            return
         with connection.cursor() as cursor:
             self._drop_table(cursor)
             uuid_type = "uuid" if self.postgres else "char(32)"
@@ -127,8 +137,7 @@ class ExportMerger:
             )
             if not self.postgres:  # SQLite joins by nested loops: give it an index to loop over
                 cursor.execute(f"CREATE INDEX {EXPORT_TABLE}_fp ON {EXPORT_TABLE} (fingerprint)")
-        if not self.fast:
-            self.analyze()
+        self._local.table = True
 
     def analyze(self) -> None:
         """Fresh statistics for the tables each chunk joins (a previous sync or import may have just grown
@@ -220,13 +229,28 @@ class ExportMerger:
             try:
                 return self._merge(chunk, fast=self.fast)
             except _Conflict:
-                self.fast = False
-                self.analyze()
+                with self._lock:
+                    was_fast, self.fast = self.fast, False
+                if was_fast:
+                    self.analyze()
                 return self._merge(chunk, fast=False)
         finally:
-            self.busy += time.perf_counter() - began
+            with self._lock:
+                self.busy += time.perf_counter() - began
 
     def _merge(self, batch: PreparedChunk, *, fast: bool) -> ExportChunk:
+        with self._lock:
+            plugins = sorted(
+                (p for p in batch.plugins if p.plugin_id not in self.plugins_done), key=lambda p: p.plugin_id
+            )
+        if plugins:
+            # Definitions are stored before (and apart from) the chunk's transaction, in one order: chunks merged
+            # side by side then never wait on each other's new plugins (a deadlock through the foreign keys).
+            _upsert_plugins(plugins)
+            with self._lock:
+                self.plugins_done.update(p.plugin_id for p in plugins)
+        if not fast:
+            self._create_table()
         with transaction.atomic():
             with connection.cursor() as cursor:
                 if self.postgres:
@@ -241,9 +265,6 @@ class ExportMerger:
                     cursor.execute("SET LOCAL jit = off")
                     cursor.execute("SET LOCAL enable_hashjoin = off")
                     cursor.execute("SET LOCAL enable_mergejoin = off")
-            plugins = [p for p in batch.plugins if p.plugin_id not in self.plugins_done]
-            if plugins:
-                _upsert_plugins(plugins)
             asset_ids = _upsert_assets(self.project, self.run, batch.hosts, self.now) if batch.hosts else {}
             RunAsset.objects.bulk_create(
                 [
@@ -276,8 +297,8 @@ class ExportMerger:
                 bytes=batch.size,
                 **counts,
             )
-        self.plugins_done.update(p.plugin_id for p in plugins)
-        self.inserted += ledger.new
+        with self._lock:
+            self.inserted += ledger.new
         return ledger
 
     def _copy_all(self, cursor, batch: PreparedChunk, asset_ids: dict[str, int]) -> dict:

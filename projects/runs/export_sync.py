@@ -24,16 +24,18 @@ The flow, phase by phase as the run page shows it:
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.humanize.templatetags.humanize import intcomma
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
@@ -128,6 +130,12 @@ class ExportSync:
         self.run, self.connector, self.profile = run, connector, run.profile
         self.deadline = time.monotonic() + settings.EXPORT_SYNC_DEADLINE
         self.downloads = settings.EXPORT_CHUNK_DOWNLOADS
+        # Merge threads need their own connections, which see only what is committed: not inside a transaction.
+        self.side_by_side = (
+            settings.EXPORT_MERGE_CONNECTIONS > 1
+            and connection.vendor == "postgresql"
+            and not connection.in_atomic_block
+        )
         self.merger: ExportMerger | None = None
         self.job: tuple[str, str] | None = ("vulns", run.export_job_uuid) if run.export_job_uuid else None
         self.job_active = self.job is not None
@@ -176,6 +184,7 @@ class ExportSync:
                     self._prepared_chunk,
                     self.merger.merge,
                     self._vuln_progress,
+                    side_by_side=self.side_by_side,
                 )
                 return since or EPOCH
             except ConnectorError as exc:
@@ -325,10 +334,15 @@ class ExportSync:
         chunk_of: Callable[[str, int], Any],
         merge: Callable[[Any], Any],
         progress: Callable[[ExportStatus | None], None],
+        *,
+        side_by_side: bool = False,
     ) -> ExportStatus:
-        """Poll the job and merge every chunk it lists, each once; at most `downloads` chunks held at once.
+        """Poll the job and merge every chunk it lists, each once, never holding more chunks than download slots
+        plus merge slots.
 
-        `chunk_of` runs on the pool's threads (download, decode, rows: no database); `merge` on this one.
+        `chunk_of` runs on the download pool's threads (download, decode, rows: no database). `merge` runs on
+        this thread, or with `side_by_side` on PostgreSQL on EXPORT_MERGE_CONNECTIONS merge threads, each with
+        its own connection, so the database works on several chunks at once.
         """
         merged = set(
             ExportChunk.objects.filter(run=self.run, job_uuid=job_uuid).values_list("chunk_id", flat=True)
@@ -336,14 +350,18 @@ class ExportSync:
         self.merged = self.downloaded = len(merged)
         pending: deque[int] = deque()
         listed: set[int] = set(merged)
-        futures: dict[Future, int] = {}
+        events: queue.Queue = queue.Queue()  # finished downloads (futures) and merges (tuples)
+        downloading: dict[Future, int] = {}
+        ready: deque = deque()  # downloaded, waiting for a merge slot
+        merging = 0
+        workers = _MergeWorkers(settings.EXPORT_MERGE_CONNECTIONS, merge, events) if side_by_side else None
+        slots = self.downloads + (workers.count if workers else 0)
         delay, next_poll = settings.TENABLE_POLL_INITIAL, 0.0
         final: ExportStatus | None = None
         pool = ThreadPoolExecutor(max_workers=self.downloads, thread_name_prefix="export-chunk")
         try:
             while True:
                 self._beat()
-                self.in_flight = len(futures)
                 if final is None and time.monotonic() >= next_poll:
                     status = status_of(job_uuid)
                     fresh = [c for c in status.chunks_available if c not in listed]
@@ -364,33 +382,48 @@ class ExportSync:
                             raise SyncFailed(f"{problem} {NEXT_STEP}")
                         final = status
                     progress(status)
-                while pending and len(futures) < self.downloads:
+                while pending and len(downloading) + len(ready) + merging < slots:
                     chunk_id = pending.popleft()
-                    futures[pool.submit(self._download, chunk_of, job_uuid, chunk_id)] = chunk_id
-                self.in_flight = len(futures)
-                done = next((future for future in futures if future.done()), None)
-                if done is not None:
-                    chunk_id = futures.pop(done)
-                    self.downloaded, self.in_flight = self.downloaded + 1, len(futures)
-                    chunk = self._result(done, job_uuid, chunk_id)
-                    if merge(chunk) is not None:
-                        self.findings += chunk.findings if isinstance(chunk, PreparedChunk) else 0
-                    self.merged += 1
-                    del chunk
-                    progress(None)
+                    future = pool.submit(self._download, chunk_of, job_uuid, chunk_id)
+                    downloading[future] = chunk_id
+                    future.add_done_callback(events.put)
+                self.in_flight = len(downloading)
+                if ready and workers is None:
+                    self._merged(merge(ready.popleft()), progress)
                     continue
-                if final is not None and not futures and not pending:
+                while ready and workers is not None and merging < workers.count:
+                    workers.submit(ready.popleft())
+                    merging += 1
+                if final is not None and not (pending or downloading or ready or merging):
                     return final
                 until_poll = next_poll - time.monotonic() if final is None else BEAT_SECONDS
-                timeout = max(0.01, min(until_poll, BEAT_SECONDS))
-                if futures:
-                    wait(list(futures), timeout=timeout, return_when=FIRST_COMPLETED)
+                try:
+                    event = events.get(timeout=max(0.01, min(until_poll, BEAT_SECONDS)))
+                except queue.Empty:
+                    continue
+                if isinstance(event, Future):
+                    chunk_id = downloading.pop(event)
+                    self.downloaded, self.in_flight = self.downloaded + 1, len(downloading)
+                    ready.append(self._result(event, job_uuid, chunk_id))
                 else:
-                    time.sleep(timeout)
+                    merging -= 1
+                    _, ledger, error = event
+                    if error is not None:
+                        raise error
+                    self._merged(ledger, progress)
         finally:
-            for future in futures:
+            for future in downloading:
                 future.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
+            if workers is not None:
+                workers.close()
+
+    def _merged(self, ledger: ExportChunk | None, progress: Callable) -> None:
+        """Count one merged chunk and show it."""
+        if ledger is not None:
+            self.findings += ledger.findings if ledger.kind == ExportChunk.Kind.VULNS else 0
+        self.merged += 1
+        progress(None)
 
     def _prepared_chunk(self, job_uuid: str, chunk_id: int) -> PreparedChunk:
         """Download, decode and turn into rows one vulnerability chunk (on a pool thread)."""
@@ -523,8 +556,13 @@ class ExportSync:
         return outcome
 
     def close(self) -> None:
-        if self.merger is not None:
+        """Drop the merger's scratch table; never hides the error that ended the sync."""
+        if self.merger is None:
+            return
+        try:
             self.merger.close()
+        except Exception:
+            log.exception("Run %s: could not drop the export's scratch table", self.run.pk)
 
 
 def _duration(seconds: float) -> str:
@@ -532,3 +570,44 @@ def _duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds} s"
     return f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+class _MergeWorkers:
+    """Threads that merge chunks side by side, each on its own database connection (closed when it stops).
+
+    Each result goes to `events` as (chunk, ledger row or None, error or None), for the sync's thread to count.
+    """
+
+    def __init__(self, count: int, merge: Callable[[Any], Any], events: queue.Queue):
+        self.count, self.merge, self.events = count, merge, events
+        self.tasks: queue.Queue = queue.Queue()
+        self.threads = [
+            threading.Thread(target=self._work, name=f"export-merge-{n}", daemon=True) for n in range(count)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def submit(self, chunk: Any) -> None:
+        self.tasks.put(chunk)
+
+    def _work(self) -> None:
+        try:
+            while (chunk := self.tasks.get()) is not None:
+                try:
+                    self.events.put((chunk, self.merge(chunk), None))
+                except BaseException as exc:  # handed to the sync's thread, which raises it
+                    self.events.put((chunk, None, exc))
+        finally:
+            connection.close()
+
+    def close(self) -> None:
+        """Stop after the chunks being merged (what is queued and not started is dropped)."""
+        while True:
+            try:
+                self.tasks.get_nowait()
+            except queue.Empty:
+                break
+        for _ in self.threads:
+            self.tasks.put(None)
+        for thread in self.threads:
+            thread.join(timeout=300)

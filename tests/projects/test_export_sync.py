@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -534,3 +535,95 @@ def test_a_dead_holders_lease_lapses(sim):
     assert ExportLease.take(holder.integration_id, other, 60) == (True, None)
     assert ExportLease.take(holder.integration_id, holder_run, 60) == (False, other)
     assert not ExportLease.extend(holder.integration_id, holder_run, 60)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_chunks_merged_side_by_side_on_postgresql_count_exactly(
+    postgres_required, sim, clock, settings, monkeypatch
+):
+    """Outside a transaction, PostgreSQL merges on EXPORT_MERGE_CONNECTIONS threads, each with its own connection
+    (and scratch table for the careful path): a first sync, then an incremental one, both exact."""
+    settings.EXPORT_NUM_ASSETS, settings.EXPORT_MERGE_CONNECTIONS = 50, 2
+    threads: set[str] = set()
+    merge = ExportMerger._merge
+
+    def recorded(self, batch, *, fast):
+        threads.add(threading.current_thread().name)
+        return merge(self, batch, fast=fast)
+
+    monkeypatch.setattr(ExportMerger, "_merge", recorded)
+    server = sim.sim
+    profile = export_profile(sim)
+    first = sync(profile)
+    assert first.status == RunStatus.SUCCEEDED, first.error
+    assert first.count_new == first.count_total == len(truth(server)) and db_state(profile.project) == truth(
+        server
+    )
+    assert threads == {"export-merge-0", "export-merge-1"}
+    before = db_state(profile.project)
+    clock.now += DAY
+    server.add_run(server.scan_id("linux"))
+    server.add_run(server.scan_id("windows"))
+    profile.refresh_from_db()
+    since = int(profile.sync_cursor.timestamp()) - settings.EXPORT_CURSOR_OVERLAP
+    second = sync(profile)
+    expected = classify(before, truth(server, since=since))
+    assert (second.count_new, second.count_fixed, second.count_reopened, second.count_unchanged) == (
+        expected["new"],
+        expected["fixed"],
+        expected["reopened"],
+        expected["unchanged"],
+    )
+    assert db_state(profile.project) == truth(server)
+
+
+def test_a_first_sync_meeting_findings_it_did_not_expect_merges_them_carefully(sim, monkeypatch):
+    """A first sync inserts blindly; a chunk that meets existing findings (a scan import wrote them meanwhile)
+    is rolled back and merged the careful way, and still counts exactly."""
+    first_sync_meets_existing_findings(sim, monkeypatch, side_by_side=False)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_side_by_side_merges_meeting_unexpected_findings_merge_them_carefully(
+    postgres_required, sim, monkeypatch
+):
+    first_sync_meets_existing_findings(sim, monkeypatch, side_by_side=True)
+
+
+def first_sync_meets_existing_findings(sim, monkeypatch, *, side_by_side: bool) -> None:
+    server = sim.sim
+    project = Project.objects.create(name="Both")
+    integration = make_integration(sim.url)
+    scan = ScannerProfile.objects.create(
+        project=project, integration=integration, name="Linux", scan_id=server.scan_id("linux"), meta_data="m"
+    )
+    assert sync(scan).status == RunStatus.SUCCEEDED
+    before = db_state(project)
+    init = ExportMerger.__init__
+
+    def as_if_the_project_was_empty(self, run):
+        init(self, run)
+        self.fast = True
+
+    monkeypatch.setattr(ExportMerger, "__init__", as_if_the_project_was_empty)
+    threads: set[str] = set()
+    merge = ExportMerger._merge
+
+    def recorded(self, batch, *, fast):
+        threads.add(threading.current_thread().name)
+        return merge(self, batch, fast=fast)
+
+    monkeypatch.setattr(ExportMerger, "_merge", recorded)
+    run = sync(export_profile(sim, project=project, integration=integration, include_unlicensed=True))
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert any(name.startswith("export-merge-") for name in threads) is side_by_side
+    everything = truth(server, include_unlicensed=True)
+    expected = classify(before, everything)
+    assert expected["unchanged"] and expected["new"]
+    assert (run.count_new, run.count_fixed, run.count_reopened, run.count_unchanged) == (
+        expected["new"],
+        expected["fixed"],
+        expected["reopened"],
+        expected["unchanged"],
+    )
+    assert db_state(project) == everything
