@@ -627,3 +627,34 @@ def first_sync_meets_existing_findings(sim, monkeypatch, *, side_by_side: bool) 
         expected["unchanged"],
     )
     assert db_state(project) == everything
+
+
+def test_a_rate_limited_chunk_waits_for_retry_after_and_the_sync_completes(sim):
+    profile = export_profile(sim)
+    sim.sim.set_fault("rate_limit", path="/chunks/", retry_after="1", times=1)
+    began = time.monotonic()
+    run = sync(profile)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert time.monotonic() - began >= 1  # Tenable's retry-after, honoured by the one door
+    assert run.count_new == run.count_total == len(truth(sim.sim))
+
+
+def test_a_canceled_sync_stops_keeps_what_it_merged_and_leaves_the_cursor(sim, settings, monkeypatch):
+    settings.EXPORT_CHUNK_DOWNLOADS, settings.EXPORT_NUM_ASSETS = 1, 50
+    profile = export_profile(sim)
+    sim.sim.set_fault("slow", path="/chunks/", seconds=1)
+    run = ScanRun.objects.create(project=profile.project, profile=profile)
+    merge = ExportMerger.merge
+
+    def cancel_after_the_first(self, chunk):
+        ledger = merge(self, chunk)
+        run.cancel(by="admin")
+        return ledger
+
+    monkeypatch.setattr(ExportMerger, "merge", cancel_after_the_first)
+    execute_run(run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELED and run.message == "Canceled by admin"
+    merged = ExportChunk.objects.filter(run=run).count()
+    assert 1 <= merged < 4 and Finding.objects.filter(project=profile.project).count() > 0
+    assert profile_cursor(profile) is None and lease_holder(profile) is None
