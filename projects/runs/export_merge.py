@@ -11,6 +11,11 @@ touched, and absence closes nothing (an incremental export leaves out what did n
 Counting is exact across redeliveries and re-requested exports: every finding a chunk writes is marked with
 the run (`last_run_id`), and a finding the run already wrote counts no second time. The chunk's counts go into
 its `ExportChunk` ledger row in the same transaction; the run's counts are the sum of its rows.
+
+A project's first sync COPYs (binary) straight into the findings table. `prepare` (rows) runs on download
+threads and `merge` may run on several threads at once, each on its own connection: chunks hold disjoint
+assets and findings, and plugin definitions are stored before a chunk's transaction, so two merges never wait
+on each other.
 """
 
 from __future__ import annotations
@@ -95,7 +100,7 @@ class PreparedChunk:
 
 
 class ExportMerger:
-    """Merges a run's chunks, each in its own transaction on the calling thread's connection.
+    """Merges a run's chunks, each in its own transaction on the calling thread's connection (thread-safe).
 
     On a project's first sync (no findings yet) every chunk is a plain insert; a chunk that meets an existing
     finding is rolled back and merged again the careful way, which every later sync uses from the start.
