@@ -63,6 +63,7 @@ check-deploy: setup-dev
 bench: setup-dev
 	$(BIN)/python -m bench.parse_bench
 	$(BIN)/python -m bench.import_bench
+	$(BIN)/python -m bench.export_bench
 	$(BIN)/python -m bench.findings_bench
 
 clean:

@@ -41,8 +41,14 @@ class ProjectDetailOut(ProjectOut):
 
 
 class BindTo(Schema):
-    scan_id: int
-    scan_name: str
+    kind: Literal["scan", "export"] = Field(
+        description="`scan`: one Tenable.io scan; `export`: “Vulnerability data”, synced through bulk exports."
+    )
+    scan_id: int | None = Field(description="The bound scan's id (null for vulnerability data).")
+    scan_name: str = Field(description="The scan's name, or the vulnerability data's label, as last seen.")
+    scope: str | None = Field(
+        description="Vulnerability data: `all`, or `tag:<tag value uuid>` (null for a scan)."
+    )
 
 
 class ProfileOut(Schema):
@@ -84,8 +90,9 @@ class RunOut(Schema):
     tool: str
     trigger: str
     status: Literal[
-        "queued", "launching", "waiting", "exporting", "importing", "succeeded", "failed", "canceled"
-    ]
+        "queued", "launching", "waiting", "exporting", "importing", "requesting", "preparing", "merging",
+        "checking", "succeeded", "failed", "canceled",
+    ]  # fmt: skip
     phase: str = Field(description="The status as the UI shows it, e.g. “Waiting for Tenable”.")
     finished: bool
     message: str

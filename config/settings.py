@@ -287,6 +287,23 @@ TENABLE_POLL_MAX = env.float("TENABLE_POLL_MAX", default=60.0)
 # Transient failures retry after RUN_RETRY_BASE * 2**attempt seconds; silent runs fail after RUN_STALE_AFTER.
 RUN_RETRY_BASE = env.float("RUN_RETRY_BASE", default=30.0)
 RUN_STALE_AFTER = env.int("RUN_STALE_AFTER", default=15 * 60)
+# Vulnerability-data syncs (Tenable's bulk exports): chunk downloads at once per connection (Tenable asks for
+# few requests per key: 1–4), assets per chunk (memory per chunk), database connections merging chunks side by
+# side, the overlap taken off the cursor, the longest wait between status polls, the overall deadline (then the
+# export job is cancelled), the connection lease's lifetime without a heartbeat, and how long a run waits
+# before asking again for a busy connection.
+EXPORT_CHUNK_DOWNLOADS = env.int("EXPORT_CHUNK_DOWNLOADS", default=3)
+if not 1 <= EXPORT_CHUNK_DOWNLOADS <= 4:
+    raise ImproperlyConfigured(
+        "EXPORT_CHUNK_DOWNLOADS must be 1 to 4 (Tenable asks for few requests per key)."
+    )
+EXPORT_NUM_ASSETS = env.int("EXPORT_NUM_ASSETS", default=50)
+EXPORT_MERGE_CONNECTIONS = env.int("EXPORT_MERGE_CONNECTIONS", default=2)  # PostgreSQL; SQLite merges on one
+EXPORT_CURSOR_OVERLAP = env.int("EXPORT_CURSOR_OVERLAP", default=60 * 60)
+EXPORT_POLL_MAX = env.float("EXPORT_POLL_MAX", default=30.0)
+EXPORT_SYNC_DEADLINE = env.int("EXPORT_SYNC_DEADLINE", default=90 * 60)
+EXPORT_LEASE_SECONDS = env.int("EXPORT_LEASE_SECONDS", default=5 * 60)
+EXPORT_LEASE_WAIT = env.float("EXPORT_LEASE_WAIT", default=20.0)
 
 # ---------------------------------------------------------------------------
 # Connection keys: rotation reminder, scheduled check, and e-mail to admins

@@ -46,6 +46,11 @@ class RunStatus(models.TextChoices):
     WAITING = "waiting", "Waiting for Tenable"
     EXPORTING = "exporting", "Exporting"
     IMPORTING = "importing", "Importing"
+    # The phases of a "Vulnerability data" sync (a bulk export instead of a scan's .nessus).
+    REQUESTING = "requesting", "Requesting the export"
+    PREPARING = "preparing", "Tenable preparing"
+    MERGING = "merging", "Merging chunks"
+    CHECKING = "checking", "Checking assets"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     CANCELED = "canceled", "Canceled"
@@ -57,6 +62,10 @@ ACTIVE_RUN_STATUSES = [
     RunStatus.WAITING,
     RunStatus.EXPORTING,
     RunStatus.IMPORTING,
+    RunStatus.REQUESTING,
+    RunStatus.PREPARING,
+    RunStatus.MERGING,
+    RunStatus.CHECKING,
 ]
 RUN_BADGE = {
     "queued": "neutral",
@@ -64,6 +73,10 @@ RUN_BADGE = {
     "waiting": "progress",
     "exporting": "progress",
     "importing": "progress",
+    "requesting": "progress",
+    "preparing": "progress",
+    "merging": "progress",
+    "checking": "progress",
     "succeeded": "success",
     "failed": "danger",
     "canceled": "neutral",
@@ -79,6 +92,31 @@ class FindingState(models.TextChoices):
 # "Open" in the UI, the API and the importer: open or reopened (everything but fixed).
 OPEN_FINDING_STATES = (FindingState.OPEN, FindingState.REOPENED)
 SEVERITIES_DESC = (4, 3, 2, 1, 0)
+
+
+class CloseReason(models.TextChoices):
+    """Why a finding is fixed: a scan no longer reported it, Tenable says so, or its asset is gone."""
+
+    NONE = "", "—"
+    NOT_SEEN = "not_seen", "Not seen on a host the scan covered"
+    TENABLE_FIXED = "tenable_fixed", "Fixed in Tenable.io"
+    ASSET_DELETED = "asset_deleted", "Asset deleted in Tenable.io"
+    ASSET_TERMINATED = "asset_terminated", "Asset terminated in Tenable.io"
+
+
+class SourceKind(models.TextChoices):
+    """What a scanner profile is bound to: one Tenable scan, or the bulk vulnerability data a key may view."""
+
+    SCAN = "scan", "Scan"
+    EXPORT = "export", "Vulnerability data"
+
+
+# Tenable's words for a finding's severity change (`severity_modification_type`), as the finding page shows them.
+SEVERITY_MODIFICATIONS = {
+    "NONE": "",
+    "RECASTED": "Recast in Tenable.io",
+    "ACCEPTED": "Accepted in Tenable.io",
+}
 
 
 class Triage(models.TextChoices):

@@ -213,6 +213,7 @@ def _finding_context(project: Project, finding: Finding, form: TriageForm | None
         "asset": finding.asset,
         "severity_badge": SEVERITY_BADGE[finding.effective_severity],
         "tenable_badge": SEVERITY_BADGE[finding.severity],
+        "default_badge": SEVERITY_BADGE.get(finding.severity_default, ""),
         "severity_differs": finding.severity != finding.effective_severity,
         "triage_status": status,
         "triage_label": TRIAGE_STATUS_LABELS.get(status, ""),

@@ -1,5 +1,6 @@
 """The projects app's models, one module per object: project, profile, run, finding."""
 
+from .export import ExportChunk, ExportLease
 from .finding import Asset, Finding, FindingEvent, FindingQuerySet, Plugin
 from .profile import ScannerProfile
 from .project import Membership, Project
@@ -7,6 +8,8 @@ from .run import RunAsset, ScanRun
 
 __all__ = [
     "Asset",
+    "ExportChunk",
+    "ExportLease",
     "Finding",
     "FindingEvent",
     "FindingQuerySet",

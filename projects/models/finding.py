@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from ..choices import OPEN_FINDING_STATES, FindingState, Severity, Triage
+from ..choices import OPEN_FINDING_STATES, SEVERITY_MODIFICATIONS, CloseReason, FindingState, Severity, Triage
 from .profile import ScannerProfile
 from .project import Project
 
@@ -135,6 +135,14 @@ class Finding(models.Model):
     service = models.CharField(max_length=100, blank=True)
     severity = models.SmallIntegerField(choices=Severity.choices)
     effective_severity = models.SmallIntegerField(choices=Severity.choices)
+    # Tenable's own view, from its bulk exports (kept beside ours, never applied to triage): the plugin's default
+    # severity, and whether someone recast or accepted the finding in Tenable.io (NONE, RECASTED, ACCEPTED).
+    severity_default = models.SmallIntegerField(choices=Severity.choices, null=True, blank=True)
+    # Database defaults too: the importers' set-based INSERTs leave these columns out.
+    severity_modification = models.CharField(max_length=10, blank=True, default="", db_default="")
+    tenable_finding_id = models.CharField(
+        max_length=100, blank=True, default="", db_default=""
+    )  # for the record
     plugin_output = models.TextField(blank=True)
     state = models.CharField(max_length=10, choices=FindingState.choices, default=FindingState.OPEN)
     triage = models.CharField(max_length=16, choices=Triage.choices, default=Triage.NONE, blank=True)
@@ -152,6 +160,9 @@ class Finding(models.Model):
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
     fixed_at = models.DateTimeField(null=True, blank=True)
+    close_reason = models.CharField(
+        max_length=20, choices=CloseReason.choices, blank=True, default="", db_default=""
+    )
     # Run references carry no database constraint: each would cost a lookup per imported row, and Django's
     # collector still applies SET_NULL when a run is deleted.
     first_run = models.ForeignKey(
@@ -214,6 +225,11 @@ class Finding(models.Model):
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_FINDING_STATES
+
+    @property
+    def severity_modification_label(self) -> str:
+        """Tenable's recast or acceptance in words ("" when there was none)."""
+        return SEVERITY_MODIFICATIONS.get(self.severity_modification, "")
 
 
 class FindingEvent(models.Model):

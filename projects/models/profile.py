@@ -11,7 +11,7 @@ from django.urls import reverse
 from integrations.fields import SecretField
 from integrations.models import Integration
 
-from ..choices import ACTIVE_RUN_STATUSES, ScheduleFrequency, SeverityShift
+from ..choices import ACTIVE_RUN_STATUSES, ScheduleFrequency, SeverityShift, SourceKind
 from .project import Project
 
 if TYPE_CHECKING:
@@ -19,15 +19,32 @@ if TYPE_CHECKING:
 
 
 class ScannerProfile(models.Model):
-    """A project's binding to one Tenable.io scan, with how and when to import it."""
+    """A project's binding to one Tenable.io source, with how and when to import it.
+
+    The source is one scan (`scan_id`, imported run by run) or "Vulnerability data" (`export_scope`: all the
+    assets the key may view, or one tag), synced through Tenable's bulk exports: everything on the first sync
+    (or the last `first_sync_days`), then incrementally from `sync_cursor`, the time the last fully
+    successful sync requested its export. Check constraints keep the two kinds coherent.
+    """
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="profiles")
     integration = models.ForeignKey(Integration, on_delete=models.PROTECT, related_name="profiles")
     name = models.CharField("Profile Name", max_length=100)
-    scan_id = models.BigIntegerField("Bind to")
+    source_kind = models.CharField(max_length=10, choices=SourceKind.choices, default=SourceKind.SCAN)
+    scan_id = models.BigIntegerField("Bind to", null=True, blank=True)
     scan_schedule_uuid = models.CharField(max_length=100, blank=True)
     scan_name = models.CharField(max_length=300, blank=True)
     scan_missing = models.BooleanField(default=False)
+    # Vulnerability data: "all", or "tag:<tag value uuid>" with its category and value (the export's filter)
+    # and the label as last seen ("All assets this key can view", "Location: Dallas").
+    export_scope = models.CharField(max_length=150, blank=True)
+    scope_category = models.CharField(max_length=255, blank=True)
+    scope_value = models.CharField(max_length=255, blank=True)
+    scope_label = models.CharField(max_length=600, blank=True)
+    sync_severities = models.CharField(max_length=50, blank=True)  # "critical,high"; blank = all
+    include_unlicensed = models.BooleanField(default=False)
+    first_sync_days = models.PositiveIntegerField(null=True, blank=True)  # None = everything
+    sync_cursor = models.DateTimeField(null=True, blank=True)
     meta_data = models.CharField("Meta Data", max_length=500)
     scan_tag = models.CharField("Scan Tag", max_length=100, blank=True)
     start_scan = models.BooleanField("Start Scan", default=False)
@@ -59,6 +76,18 @@ class ScannerProfile(models.Model):
             models.CheckConstraint(
                 condition=Q(severity_shift__in=[-1, 0, 1]), name="severity_shift_in_range"
             ),
+            # A scan profile has a scan and no scope; a vulnerability-data profile has a scope, no scan, and
+            # nothing to start (Start Scan does not apply to a bulk export).
+            models.CheckConstraint(
+                condition=(
+                    Q(source_kind=SourceKind.SCAN, scan_id__isnull=False, export_scope="")
+                    | (
+                        Q(source_kind=SourceKind.EXPORT, scan_id__isnull=True, start_scan=False)
+                        & ~Q(export_scope="")
+                    )
+                ),
+                name="profile_source_coherent",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -66,6 +95,21 @@ class ScannerProfile(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("projects:profile", args=[self.project_id, self.pk])
+
+    @property
+    def is_export(self) -> bool:
+        """Bound to "Vulnerability data" (bulk exports) rather than one scan."""
+        return self.source_kind == SourceKind.EXPORT
+
+    @property
+    def bound_label(self) -> str:
+        """What the profile is bound to, in words: the scan's or the scope's name as last seen."""
+        return (self.scope_label if self.is_export else self.scan_name) or ""
+
+    @property
+    def severities(self) -> tuple[str, ...]:
+        """The severity words a sync asks for (empty: all of them)."""
+        return tuple(word for word in self.sync_severities.split(",") if word)
 
     @property
     def active_run(self) -> ScanRun | None:

@@ -11,6 +11,7 @@ import logging
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import F, Q
+from django.db.models.functions import Greatest
 from django.urls import reverse
 from django.utils import timezone
 
@@ -57,6 +58,11 @@ class ScanRun(models.Model):
     tenable_history_id = models.BigIntegerField(null=True, blank=True)
     tenable_status = models.CharField(max_length=32, blank=True)
     source_name = models.CharField(max_length=300, blank=True)  # uploaded file name, shown only
+    # A vulnerability-data sync: the Tenable export job it follows (a redelivered task adopts it again) and
+    # when that job was requested (Tenable's own clock where it says): the profile's cursor once it succeeds.
+    export_job_uuid = models.CharField(max_length=100, blank=True)
+    export_requested_at = models.DateTimeField(null=True, blank=True)
+    export_since = models.DateTimeField(null=True, blank=True)  # the `since` it asked for (None: everything)
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(null=True, blank=True)
     count_total = models.PositiveIntegerField(default=0)
@@ -202,6 +208,15 @@ class ScanRun(models.Model):
     def fail(self, error: str, **fields) -> bool:
         """End an active run as failed with a sentence an admin can act on; nothing it imported is kept."""
         return self.finish(RunStatus.FAILED, error=error, **fields)
+
+    def wait_for_connection(self, message: str) -> None:
+        """Back in the queue behind another run's export on the same connection: a wait, not an attempt."""
+        type(self).objects.filter(pk=self.pk, status__in=ACTIVE_RUN_STATUSES).update(
+            status=RunStatus.QUEUED,
+            message=message[:500],
+            heartbeat_at=timezone.now(),
+            attempts=Greatest(F("attempts") - 1, 0),
+        )
 
     def requeue(self, message: str) -> None:
         """Put a run that hit a transient failure back in the queue for its retry, keeping nothing."""

@@ -1,4 +1,5 @@
-"""The scan configuration drawer's form (Bind to, severity shift, Scheduler, Webhook) and cron checking."""
+"""The scan configuration drawer's form (Bind to, sync settings, severity shift, Scheduler, Webhook) and cron
+checking."""
 
 from __future__ import annotations
 
@@ -10,11 +11,20 @@ from django.conf import settings
 
 from outbound.destinations import RestrictedDestination, resolve_and_check, validate_url
 
-from ..choices import WEEKDAYS, ScheduleFrequency, SeverityShift
+from ..choices import WEEKDAYS, ScheduleFrequency, SeverityShift, SourceKind
 from ..models import ScannerProfile
-from .sources import bind_to_choices, visible_scans
+from .sources import SCOPE_PREFIX, VULNERABILITY_DATA, bind_to_choices, scope_choices, visible_scans
 
 BOTH_SEVERITIES = "Only one of Severity+ / Severity- may be enabled"
+SYNC_SEVERITIES = [
+    ("critical", "Critical"),
+    ("high", "High"),
+    ("medium", "Medium"),
+    ("low", "Low"),
+    ("info", "Info"),
+]
+# Settings that change what a sync asks Tenable for: changing one makes the next sync a full one again.
+SYNC_FIELDS = ("source_kind", "export_scope", "sync_severities", "include_unlicensed", "first_sync_days")
 TIMEZONES = [("UTC", "UTC")] + [
     (name, name) for name in sorted(zoneinfo.available_timezones()) if name != "UTC"
 ]
@@ -23,19 +33,26 @@ TIMEZONES = [("UTC", "UTC")] + [
 class ScannerProfileForm(forms.ModelForm):
     """The scan configuration drawer with the seed's labels.
 
-    Bind to offers only the scans this connection's key can see (`scan_choices`); Severity+ and Severity-
-    are two switches over one `severity_shift`, so both on is refused here and impossible in the table.
+    Bind to offers the scans this connection's key can see, by folder, and a "Vulnerability data" group (all
+    assets the key may view, each visible tag: `scope:<id>` values) whose sync settings apply instead of Start
+    Scan. Severity+ and Severity- are two switches over one `severity_shift`, so both on is refused here and
+    impossible in the table.
     """
 
-    scan_id = forms.TypedChoiceField(
+    scan_id = forms.ChoiceField(
         label="Bind to",
-        coerce=int,
-        empty_value=None,
         error_messages={
             "invalid_choice": "This scan is not among the scans this connection can see in Tenable.io. "
             "Choose one from the list.",
             "required": "Choose the Tenable.io scan to bind to.",
         },
+    )
+    sync_severities = forms.MultipleChoiceField(
+        label="Severities to include",
+        choices=SYNC_SEVERITIES,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Tenable.io sends only findings of these severities (its own severity, before Severity+/-).",
     )
     severity_plus = forms.BooleanField(
         label="Severity+",
@@ -83,6 +100,8 @@ class ScannerProfileForm(forms.ModelForm):
             "schedule_cron",
             "schedule_timezone",
             "webhook_url",
+            "include_unlicensed",
+            "first_sync_days",
         ]
         labels = {
             "name": "Profile Name",
@@ -93,6 +112,8 @@ class ScannerProfileForm(forms.ModelForm):
             "schedule_frequency": "Frequency",
             "schedule_time": "Time",
             "schedule_cron": "Cron expression",
+            "include_unlicensed": "Include unlicensed assets",
+            "first_sync_days": "First sync window (days)",
         }
         help_texts = {
             "name": "A name to identify this scan configuration.",
@@ -105,6 +126,11 @@ class ScannerProfileForm(forms.ModelForm):
             "Hourly runs use only the minutes (00:15 → every hour at :15).",
             "schedule_cron": "Five fields: minute hour day-of-month month day-of-week, e.g. 30 2 * * 1-5. "
             "At most one run an hour.",
+            "include_unlicensed": "Tenable.io leaves out assets that hold no license unless asked; tick to sync "
+            "their findings too.",
+            "first_sync_days": "Blank: the first sync brings everything Tenable.io holds. A number: only the "
+            "findings found or fixed in that many last days. Later syncs bring what changed since the last "
+            "complete one; changing the scope or these settings makes the next sync a full one again.",
         }
         error_messages = {
             "schedule_time": {"invalid": "Enter the time as HH:MM on a 24-hour clock, e.g. 14:30."},
@@ -122,20 +148,38 @@ class ScannerProfileForm(forms.ModelForm):
                 },
             ),
             "schedule_cron": forms.TextInput(attrs={"placeholder": "30 2 * * 1-5", "spellcheck": "false"}),
+            "first_sync_days": forms.NumberInput(
+                attrs={"min": "1", "max": "3650", "placeholder": "Everything"}
+            ),
         }
 
     def __init__(self, *args, scan_list=None, scan_error: str = "", **kwargs):
         super().__init__(*args, **kwargs)
         self.scan_error = scan_error
         self.scans_by_id = {scan.id: scan for scan in visible_scans(scan_list)} if scan_list else {}
+        self.scopes_by_id = {scope.id: scope for scope in scan_list.scopes} if scan_list else {}
         self.scan_count = len(self.scans_by_id)
+        self.scope = None  # the export scope Bind to chose, once cleaned
+        self._initial_sync = {name: getattr(self.instance, name) for name in SYNC_FIELDS}
         choices = bind_to_choices(scan_list) if scan_list else []
-        self.fields["scan_id"].choices = [("", "Choose a scan…"), *choices]
+        if self.scopes_by_id:
+            choices.append((VULNERABILITY_DATA, scope_choices(scan_list)))
+        self.fields["scan_id"].choices = [("", "Choose a scan or vulnerability data…"), *choices]
+        if self.instance.source_kind == SourceKind.EXPORT:
+            self.initial["scan_id"] = SCOPE_PREFIX + self.instance.export_scope
+        elif self.instance.scan_id is not None:
+            self.initial["scan_id"] = str(
+                self.instance.scan_id
+            )  # as posted, so an unchanged one is unchanged
         if scan_error:
             # Without the list nothing can be validated, so any value is refused with the reason.
             message = f"Cannot check the scans in Tenable.io: {scan_error}"
             self.fields["scan_id"].error_messages.update(invalid_choice=message, required=message)
         self.fields["schedule_frequency"].choices = ScheduleFrequency.choices
+        self.fields["first_sync_days"].validators.append(_days_in_range)
+        self.initial["sync_severities"] = list(self.instance.severities) or [
+            value for value, _ in SYNC_SEVERITIES
+        ]
         shift = self.instance.severity_shift
         self.initial.setdefault("severity_plus", shift == SeverityShift.UP)
         self.initial.setdefault("severity_minus", shift == SeverityShift.DOWN)
@@ -144,6 +188,27 @@ class ScannerProfileForm(forms.ModelForm):
             self.initial.setdefault("schedule_timezone", settings.TIME_ZONE)
         if not self.instance.webhook_url:
             del self.fields["regenerate_secret"]
+
+    @property
+    def binds_export(self) -> bool:
+        """Whether Bind to (posted, or saved) names vulnerability data rather than a scan (for the drawer)."""
+        return str(self["scan_id"].value() or "").startswith(SCOPE_PREFIX)
+
+    def clean_scan_id(self) -> int | None:
+        """A scan id, or None with `self.scope` set when Bind to chose vulnerability data."""
+        value = self.cleaned_data["scan_id"]
+        if value.startswith(SCOPE_PREFIX):
+            self.scope = self.scopes_by_id[value[len(SCOPE_PREFIX) :]]
+            return None
+        return int(value)
+
+    def clean_sync_severities(self) -> str:
+        chosen = set(self.cleaned_data["sync_severities"])
+        if self.scope is not None and not chosen:
+            raise forms.ValidationError("Choose at least one severity to sync.")
+        if chosen >= {value for value, _ in SYNC_SEVERITIES}:
+            return ""  # all of them: nothing to filter
+        return ",".join(value for value, _ in SYNC_SEVERITIES if value in chosen)
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"]
@@ -176,6 +241,8 @@ class ScannerProfileForm(forms.ModelForm):
         cleaned = super().clean()
         if cleaned.get("severity_plus") and cleaned.get("severity_minus"):
             self.add_error("severity_minus", BOTH_SEVERITIES)
+        if self.scope is not None:
+            cleaned["start_scan"] = False  # a sync reads what Tenable.io holds: there is no scan to start
         if cleaned.get("scheduler_enabled"):
             self._clean_schedule(cleaned)
         return cleaned
@@ -198,12 +265,31 @@ class ScannerProfileForm(forms.ModelForm):
     def changed_fields(self) -> list[str]:
         """Changed field names as the model knows them (the two severity switches are `severity_shift`)."""
         names = {"severity_shift" if n.startswith("severity_") else n for n in self.changed_data}
+        if self.scope is None:
+            names.discard("sync_severities")  # the sync settings are neither shown nor used for a scan
         return sorted(names - {"regenerate_secret"})
 
     def save(self, commit: bool = True) -> ScannerProfile:
         profile = super().save(commit=False)
-        scan = self.scans_by_id[profile.scan_id]
-        profile.scan_name, profile.scan_schedule_uuid = scan.name[:300], scan.schedule_uuid or ""
+        if self.scope is not None:
+            scope = self.scope
+            category, value = scope.tag or ("", "")
+            profile.source_kind, profile.export_scope, profile.start_scan = SourceKind.EXPORT, scope.id, False
+            profile.scope_category, profile.scope_value, profile.scope_label = (
+                category,
+                value,
+                scope.label[:600],
+            )
+            profile.scan_name = profile.scan_schedule_uuid = ""
+            profile.sync_severities = self.cleaned_data["sync_severities"]
+        else:
+            scan = self.scans_by_id[profile.scan_id]
+            profile.source_kind, profile.export_scope = SourceKind.SCAN, ""
+            profile.scope_category = profile.scope_value = profile.scope_label = profile.sync_severities = ""
+            profile.include_unlicensed, profile.first_sync_days = False, None
+            profile.scan_name, profile.scan_schedule_uuid = scan.name[:300], scan.schedule_uuid or ""
+        if self.instance.pk and self._initial_sync != {name: getattr(profile, name) for name in SYNC_FIELDS}:
+            profile.sync_cursor = None  # it asks Tenable for something else now: start again with everything
         if self.cleaned_data.get("severity_plus"):
             profile.severity_shift = SeverityShift.UP
         elif self.cleaned_data.get("severity_minus"):
@@ -213,6 +299,13 @@ class ScannerProfileForm(forms.ModelForm):
         if commit:
             profile.save()
         return profile
+
+
+def _days_in_range(days: int | None) -> None:
+    if days is not None and not 1 <= days <= 3650:
+        raise forms.ValidationError(
+            "Enter a number of days from 1 to 3650, or leave it blank for everything."
+        )
 
 
 def cron_error(expression: str) -> str:

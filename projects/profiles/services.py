@@ -123,6 +123,7 @@ def save_profile(form, user, request=None) -> SaveOutcome:
                 project=profile.project.name,
                 connection=profile.integration.name,
                 scan_id=profile.scan_id,
+                **({"vulnerability_data": profile.export_scope} if profile.is_export else {}),
                 scheduler=profile.scheduler_enabled,
                 webhook=bool(profile.webhook_url),
             )

@@ -14,9 +14,11 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from integrations.connectors import Connector, ConnectorError
+from integrations.connectors.base import CAN_READ_SCAN_RESULTS
 from integrations.models import Integration
 from integrations.services import CredentialsUnavailable, open_connector
 
+from ..choices import SourceKind
 from ..models import ScannerProfile
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,8 @@ log = logging.getLogger(__name__)
 # Browsing Bind to and flicking through scans must not spend Tenable's per-key rate limit.
 CACHE_SECONDS = 60
 OTHER_SCANS = "Other scans"
+VULNERABILITY_DATA = "Vulnerability data"
+SCOPE_PREFIX = "scope:"  # Bind to's value for an export scope: "scope:all", "scope:tag:<tag value uuid>"
 # Tenable's scan statuses as badge colours (see TENABLE_API.md › Scan statuses).
 TENABLE_STATUS_BADGE = {
     "completed": "success",
@@ -73,8 +77,43 @@ def list_scans(integration: Integration):
     if scans is None:
         scans = _ask(integration, lambda connector: connector.list_sources())
         cache.set(key, scans, CACHE_SECONDS)
-        _remember_presence(integration, {scan.id for scan in visible_scans(scans)})
+        _remember_presence(
+            integration, {scan.id for scan in visible_scans(scans)}, {scope.id for scope in scans.scopes}
+        )
     return scans
+
+
+def key_info(integration: Integration):
+    """Who the connection's key is, its role and which assets it may view (`ConnectionInfo`), cached for a
+    minute like the scan list: the Vulnerability data summary shows it."""
+    key = _cache_key(integration, "key")
+    info = cache.get(key)
+    if info is None:
+        info = _ask(integration, lambda connector: connector.test_connection())
+        cache.set(key, info, CACHE_SECONDS)
+    return info
+
+
+def missing_scan_role(integration: Integration) -> str:
+    """The connector's sentence naming the role this key lacks to read scans (e.g. a Basic key), or ""."""
+    try:
+        info = key_info(integration)
+    except ScansUnavailable:
+        return ""
+    capability = info.capability(CAN_READ_SCAN_RESULTS)
+    return capability.sentence if capability is not None and not capability.usable else ""
+
+
+def scope_label(scope) -> str:
+    """How an export scope reads in Bind to: its label, and the tag's asset count where Tenable gives it."""
+    if scope.asset_count is None:
+        return scope.label
+    return f"{scope.label} · {scope.asset_count:,} asset{'s' if scope.asset_count != 1 else ''}"
+
+
+def scope_choices(sources) -> list[tuple[str, str]]:
+    """The "Vulnerability data" group of Bind to: all assets the key may view, then each visible tag."""
+    return [(SCOPE_PREFIX + scope.id, scope_label(scope)) for scope in sources.scopes]
 
 
 def describe_scan(integration: Integration, scan_id: int):
@@ -94,10 +133,15 @@ def describe_scan(integration: Integration, scan_id: int):
     return details
 
 
-def _remember_presence(integration: Integration, present: set[int]) -> None:
-    bound = ScannerProfile.objects.filter(integration=integration)
+def _remember_presence(integration: Integration, present: set[int], scopes: set[str]) -> None:
+    """Flag the profiles whose scan (or export tag) this key no longer sees, and clear the flag of the others."""
+    bound = ScannerProfile.objects.filter(integration=integration, source_kind=SourceKind.SCAN)
     bound.exclude(scan_id__in=present).filter(scan_missing=False).update(scan_missing=True)
     bound.filter(scan_id__in=present, scan_missing=True).update(scan_missing=False)
+    if scopes:  # a connector without export scopes says nothing about them
+        tagged = ScannerProfile.objects.filter(integration=integration, source_kind=SourceKind.EXPORT)
+        tagged.exclude(export_scope__in=scopes).filter(scan_missing=False).update(scan_missing=True)
+        tagged.filter(export_scope__in=scopes, scan_missing=True).update(scan_missing=False)
 
 
 def visible_scans(scans) -> list:

@@ -2,7 +2,8 @@
 
 The drawer follows the house protocol: GET returns the fragment into #drawer (or a full page without htmx),
 an invalid POST re-renders it with errors, a valid POST closes it (`closeDrawer`) and refreshes the list
-(`profilesChanged`). Picking a scan in Bind to fetches the scan summary fragment.
+(`profilesChanged`). Picking a scan in Bind to fetches the scan summary fragment; picking "Vulnerability data"
+fetches what that scope covers, with the key's role and visibility.
 """
 
 from __future__ import annotations
@@ -35,12 +36,16 @@ from .services import (
     webhook_destination,
 )
 from .sources import (
+    SCOPE_PREFIX,
     TENABLE_STATUS_BADGE,
     ScansUnavailable,
     describe_scan,
     describe_tenable_schedule,
     epoch,
+    key_info,
     list_scans,
+    missing_scan_role,
+    scope_label,
     visible_scans,
 )
 
@@ -148,8 +153,12 @@ def _drawer(request: HttpRequest, project: Project, profile: ScannerProfile) -> 
     except ScansUnavailable as exc:
         scan_error = exc.message
     listed = {scan.id for scan in visible_scans(scans)} if scans is not None else set()
+    scopes = {scope.id for scope in scans.scopes} if scans is not None else set()
     if profile.pk and scans is not None:
-        profile.scan_missing = profile.scan_id not in listed
+        if profile.is_export:
+            profile.scan_missing = profile.export_scope not in scopes
+        else:
+            profile.scan_missing = profile.scan_id not in listed
     form = ScannerProfileForm(request.POST or None, instance=profile, scan_list=scans, scan_error=scan_error)
     form.fields["scan_id"].widget.attrs.update(
         {
@@ -159,9 +168,10 @@ def _drawer(request: HttpRequest, project: Project, profile: ScannerProfile) -> 
             "hx-include": "input[name=integration]",
             "hx-indicator": "#field-scan_id",
             "hx-sync": "this:replace",
+            "data-bind-to": "",
         }
     )
-    if scans is None or not listed:
+    if scans is None or not (listed or scopes):
         form.fields["scan_id"].widget.attrs["disabled"] = True
     read_only = not project.user_can_edit
     if read_only:
@@ -175,7 +185,6 @@ def _drawer(request: HttpRequest, project: Project, profile: ScannerProfile) -> 
         run = request_run_now(outcome.profile, request.user, request) if outcome.profile.start_scan else None
         return _saved(request, project, outcome, run)
 
-    selected = _selected_scan(form, listed)
     context = {
         "project": project,
         "profile": profile,
@@ -184,10 +193,12 @@ def _drawer(request: HttpRequest, project: Project, profile: ScannerProfile) -> 
         "read_only": read_only,
         "scan_error": scan_error,
         "no_scans": scans is not None and not listed,
+        "no_sources": scans is not None and not listed and not scopes,
         "no_scans_resolution": integration.spec.no_scans_resolution,
         "searchable": len(listed) > SEARCH_THRESHOLD,
+        "binds_export": form.binds_export,
         "action": _drawer_url(project, profile),
-        **_summary_context(integration, selected),
+        **_summary_context(integration, _selected_source(form, listed, scopes)),
     }
     if request.htmx:
         return render(request, "projects/partials/_profile_drawer.html", context)
@@ -200,23 +211,38 @@ def _drawer_url(project: Project, profile: ScannerProfile) -> str:
     return f"{reverse('projects:profile_new', args=[project.pk])}?integration={profile.integration_id}"
 
 
-def _selected_scan(form: ScannerProfileForm, listed: set[int]) -> int | None:
-    """The scan Bind to shows (posted or saved), if the connection lists it: only those are described."""
-    value = form["scan_id"].value()
-    try:
-        scan_id = int(value)
-    except (TypeError, ValueError):
+def _selected_source(form: ScannerProfileForm, listed: set[int], scopes: set[str]) -> int | str | None:
+    """What Bind to shows (posted or saved), if the connection lists it: a scan id, or "scope:<id>"."""
+    return _listed_source(str(form["scan_id"].value() or ""), listed, scopes)
+
+
+def _listed_source(value: str, listed: set[int] | None, scopes: set[str] | None) -> int | str | None:
+    """A Bind to value as a scan id or a "scope:<id>" string; None when it names nothing (`listed`/`scopes`
+    None: not checked here, the summary asks Tenable)."""
+    if value.startswith(SCOPE_PREFIX):
+        return value if scopes is None or value[len(SCOPE_PREFIX) :] in scopes else None
+    if not value.isdigit():
         return None
-    return scan_id if scan_id in listed else None
+    return int(value) if listed is None or int(value) in listed else None
 
 
-def _summary_context(integration: Integration, scan_id: int | None) -> dict:
-    if scan_id is None:
+def _summary_context(integration: Integration, selected: int | str | None) -> dict:
+    if selected is None:
         return {"scan": None, "scan_id": None}
+    if isinstance(selected, str):
+        return _scope_context(integration, selected[len(SCOPE_PREFIX) :])
+    scan_id = selected
     try:
         scan = describe_scan(integration, scan_id)
     except ScansUnavailable as exc:
-        return {"scan": None, "scan_id": scan_id, "summary_error": exc.message, "summary_kind": exc.kind}
+        lacks = missing_scan_role(integration) if exc.kind == "forbidden" else ""
+        return {
+            "scan": None,
+            "scan_id": scan_id,
+            "summary_error": lacks or exc.message,
+            "summary_kind": exc.kind,
+            "lacks_role": bool(lacks),
+        }
     last = scan.history[0] if scan.history else None
     return {
         "scan": scan,
@@ -231,6 +257,28 @@ def _summary_context(integration: Integration, scan_id: int | None) -> dict:
         "last_run_at": epoch(last.last_modification_date or last.creation_date) if last else None,
         "tenable_schedule": describe_tenable_schedule(scan.schedule),
     }
+
+
+def _scope_context(integration: Integration, scope_id: str) -> dict:
+    """What a "Vulnerability data" scope covers, and the key's role and visibility (both cached)."""
+    try:
+        scope = next((s for s in list_scans(integration).scopes if s.id == scope_id), None)
+    except ScansUnavailable as exc:
+        return {"scan": None, "scan_id": None, "summary_error": exc.message, "summary_kind": exc.kind}
+    if scope is None:
+        return {
+            "scan": None,
+            "scan_id": None,
+            "summary_error": "This tag is no longer visible to this API key in Tenable.io. Choose another "
+            "scope in Bind to.",
+            "summary_kind": "not_found",
+        }
+    context = {"scan": None, "scan_id": None, "scope": scope, "scope_title": scope_label(scope)}
+    try:
+        context["key"] = key_info(integration)
+    except ScansUnavailable as exc:
+        context["key_error"] = exc.message
+    return context
 
 
 def _folder_of(integration: Integration, scan):
@@ -274,17 +322,17 @@ def _saved(request: HttpRequest, project: Project, outcome, run: tuple[str, str]
 @never_cache
 @require_GET
 def scan_summary(request: HttpRequest, pk: int) -> HttpResponse:
-    """The Bind to summary: targets, tags, agents, policy, scanner, schedule, last run and host count."""
+    """The Bind to summary: a scan's targets, tags, agents, policy, scanner, schedule, last run and host count;
+    or what a vulnerability data scope covers, with the key's role and visibility."""
     project = get_project(request, pk)
     integration_pk = request.GET.get("integration", "")
     connections = _connections().filter(is_active=True) | _connections().filter(profiles__project=project)
     if not integration_pk.isdigit():
         raise Http404("Unknown connection.")
     integration = get_object_or_404(connections.distinct(), pk=integration_pk)
-    value = request.GET.get("scan_id", "")
-    scan_id = int(value) if value.isdigit() else None
+    selected = _listed_source(request.GET.get("scan_id", ""), None, None)
     context = {"project": project, "integration": integration, "oob": bool(request.htmx)}
-    context.update(_summary_context(integration, scan_id))
+    context.update(_summary_context(integration, selected))
     return render(request, "projects/partials/_scan_summary.html", context)
 
 

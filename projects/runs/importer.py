@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from integrations.formats.records import PLUGIN_OUTPUT_MAX, TRUNCATED_MARKER, FindingRecord, HostRecord
 
-from ..choices import OPEN_FINDING_STATES, FindingState, Triage, shift_severity
+from ..choices import OPEN_FINDING_STATES, CloseReason, FindingState, Triage, shift_severity
 from ..models import Asset, Finding, FindingEvent, Plugin, Project, RunAsset, ScanRun
 
 BATCH_ROWS = 20_000
@@ -383,7 +383,7 @@ class Merger:
         """Reopen fixed findings seen again; rewrite open ones only where severity, output or service changed."""
         # Reopened: fixed findings seen again.
         cursor.execute(
-            f"""UPDATE {t_finding} SET state = %s, fixed_at = NULL, fixed_by_run_id = NULL,
+            f"""UPDATE {t_finding} SET state = %s, fixed_at = NULL, fixed_by_run_id = NULL, close_reason = '',
                     last_run_id = %s, last_seen = %s, severity = s.severity,
                     effective_severity = s.effective_severity, plugin_output = s.plugin_output, service = s.service
                 FROM {BATCH_TABLE} s
@@ -433,7 +433,7 @@ class Merger:
             # Fixed: open findings of this profile on a host the run covered, absent from the run (anti-join).
             cursor.execute(
                 f"""UPDATE {t_finding} SET state = %s, fixed_at = %s, fixed_by_run_id = %s, last_run_id = %s,
-                        last_seen = (SELECT a.last_seen FROM {t_asset} a WHERE a.id = {t_finding}.asset_id)
+                        close_reason = %s, last_seen = (SELECT a.last_seen FROM {t_asset} a WHERE a.id = {t_finding}.asset_id)
                     WHERE project_id = %s AND {profile_match} AND state IN (%s, %s)
                       AND asset_id IN (SELECT asset_id FROM {t_run_asset} WHERE run_id = %s)
                       AND NOT EXISTS (SELECT 1 FROM {SEEN_TABLE} s WHERE s.fingerprint = {t_finding}.fingerprint)""",
@@ -442,6 +442,7 @@ class Merger:
                     self.ts,
                     run_id,
                     run_id,
+                    CloseReason.NOT_SEEN.value,
                     project_id,
                     *([self.profile.pk] if self.profile else []),
                     *OPEN_STATES,

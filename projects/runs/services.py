@@ -19,18 +19,21 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from accounts.models import record
 from integrations.connectors import Connector, ConnectorError
+from integrations.connectors.base import CAN_READ_SCAN_RESULTS
 from integrations.formats import nessus
 from integrations.formats.records import FormatError
 from integrations.services import CredentialsUnavailable, open_connector
 
 from ..choices import ACTIVE_RUN_STATUSES, RunStatus, Trigger
-from ..models import ScannerProfile, ScanRun
+from ..models import ExportLease, ScannerProfile, ScanRun
 from ..models.run import RunCanceled
+from .export_sync import SyncFailed, WaitForConnection, sync_vulnerability_data
 from .importer import ImportCounts, import_hosts
 
 log = logging.getLogger(__name__)
@@ -68,6 +71,15 @@ class RetryLater(Exception):
         self.countdown = countdown
 
 
+class WaitLater(Exception):
+    """The run waits for its connection (another run's export holds it): queue it again after `countdown`
+    seconds as a fresh message, which spends neither an attempt nor a Celery retry."""
+
+    def __init__(self, countdown: float):
+        super().__init__(countdown)
+        self.countdown = countdown
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Requesting runs
 # ---------------------------------------------------------------------------------------------------------------
@@ -81,7 +93,7 @@ def request_run(profile: ScannerProfile, *, trigger: str = Trigger.MANUAL, user=
                 trigger=trigger,
                 requested_by=user if getattr(user, "is_authenticated", False) else None,
                 tenable_scan_id=profile.scan_id,
-                tenable_scan_name=profile.scan_name,
+                tenable_scan_name=profile.bound_label,
                 message="Waiting for a worker",
             )
     except IntegrityError:
@@ -158,7 +170,8 @@ def cancel_run(run: ScanRun, user=None) -> bool:
 # Executing runs (called by the Celery task)
 # ---------------------------------------------------------------------------------------------------------------
 def execute_run(run_id: int, *, redelivered: bool = False) -> None:
-    """Run the whole pipeline for one claimed run; raises RetryLater for transient failures."""
+    """Run the whole pipeline for one claimed run; raises RetryLater for transient failures and WaitLater
+    while another run's export holds the connection."""
     run = ScanRun.claim(run_id, redelivered=redelivered)
     if run is None:
         return
@@ -166,6 +179,11 @@ def execute_run(run_id: int, *, redelivered: bool = False) -> None:
         _pipeline(run)
     except RunCanceled:
         log.info("Run %s was canceled", run.pk)
+    except WaitForConnection as busy:
+        run.wait_for_connection(busy.message)
+        raise WaitLater(busy.countdown) from None
+    except SyncFailed as exc:
+        run.fail(exc.message)
     except SoftTimeLimitExceeded:
         minutes = settings.CELERY_TASK_SOFT_TIME_LIMIT // 60
         run.fail(
@@ -187,6 +205,11 @@ def execute_run(run_id: int, *, redelivered: bool = False) -> None:
 
 def _pipeline(run: ScanRun) -> None:
     profile = run.profile
+    if profile.is_export:
+        options = {"max_chunk_downloads": settings.EXPORT_CHUNK_DOWNLOADS}
+        with open_connector(profile.integration, budget=300.0, **options) as connector:
+            sync_vulnerability_data(run, connector)
+        return
     with open_connector(profile.integration, budget=300.0) as connector:
         _pipeline_with(run, connector)
 
@@ -207,7 +230,12 @@ def _pipeline_with(run: ScanRun, connector: Connector) -> None:
                 error=f"The Tenable.io scan ended as “{status}”, so there is nothing complete to import. Check the scan in Tenable.io and run again.",
             )
             return
-    details = connector.describe_source(scan_id)
+    try:
+        details = connector.describe_source(scan_id)
+    except ConnectorError as exc:
+        if exc.kind == "forbidden":
+            raise _forbidden_scan(connector, exc) from None
+        raise
     entry = _choose_history(details.history, run_uuid)
     if entry is None:
         run.fail(
@@ -250,6 +278,24 @@ def _pipeline_with(run: ScanRun, connector: Connector) -> None:
             on_progress=run.report_progress,
             on_merged=partial(_succeed, run),
         )
+
+
+def _forbidden_scan(connector: Connector, refused: ConnectorError) -> ConnectorError:
+    """A refused scan read, in the words of the key's checklist: which role it lacks (a Basic key lists scans but
+    may not read them), and the way that works with it."""
+    try:
+        capability = connector.test_connection().capability(CAN_READ_SCAN_RESULTS)
+    except ConnectorError:
+        return refused
+    if capability is None or capability.usable:
+        return refused
+    return ConnectorError(
+        f"{capability.sentence} Bind this profile to Vulnerability data instead (Tenable.io's exports work with "
+        "this key), or give the key's user that role.",
+        kind="forbidden",
+        permanent=True,
+        status=refused.status,
+    )
 
 
 def import_upload(run: ScanRun, path: str) -> None:
@@ -330,9 +376,13 @@ def _succeed(run: ScanRun, counts: ImportCounts) -> None:
 def _fail_or_retry(run: ScanRun, message: str, *, permanent: bool, retry_after: float | None) -> None:
     if permanent or run.attempts >= MAX_ATTEMPTS:
         run.fail(message)
+        ExportLease.release(run)  # a sync that kept its connection for a retry gives it back now
         return
     countdown = max(retry_after or 0, settings.RUN_RETRY_BASE * 2 ** (run.attempts - 1))
     run.requeue(f"Retrying in {int(countdown)} s: {message}")
+    if run.profile is not None and run.profile.is_export:
+        # The retry continues the same export job: it keeps the connection until then (and a while after).
+        ExportLease.extend(run.profile.integration_id, run, countdown + settings.EXPORT_LEASE_SECONDS)
     raise RetryLater(countdown)
 
 
@@ -345,8 +395,11 @@ def sweep_stale_runs(now=None) -> int:
     ).exclude(
         status=RunStatus.WAITING, heartbeat_at__gte=now - timedelta(seconds=settings.RUN_STALE_AFTER * 4)
     )
+    # A queued run that waits for its connection (another run's export) or a retry keeps a fresh heartbeat.
     never_started = ScanRun.objects.filter(
         status=RunStatus.QUEUED, created_at__lt=now - timedelta(seconds=settings.RUN_STALE_AFTER * 2)
+    ).filter(
+        Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=now - timedelta(seconds=settings.RUN_STALE_AFTER))
     )
     count = 0
     for run in [*stale, *never_started]:

@@ -20,6 +20,7 @@ from .services import (
     SCHEDULED_RUN_TASK,
     RetryLater,
     RunRefused,
+    WaitLater,
     execute_run,
     execute_upload,
     request_run,
@@ -45,6 +46,9 @@ def run_scan(self, run_id: int) -> None:
         execute_run(run_id, redelivered=redelivered)
     except RetryLater as wait:
         raise self.retry(countdown=wait.countdown)
+    except WaitLater as wait:
+        # Behind another run's export on the same connection: a fresh message, so waiting spends no retry.
+        run_scan.apply_async(args=[run_id], countdown=wait.countdown)
 
 
 @shared_task(

@@ -37,6 +37,14 @@ PHASES = [
     (RunStatus.EXPORTING, "Exporting"),
     (RunStatus.IMPORTING, "Importing"),
 ]
+# A "Vulnerability data" sync (runs.export_sync): Tenable's bulk export instead of one scan's .nessus.
+EXPORT_PHASES = [
+    (RunStatus.QUEUED, "Queued"),
+    (RunStatus.REQUESTING, "Requesting the export"),
+    (RunStatus.PREPARING, "Tenable preparing"),
+    (RunStatus.MERGING, "Merging chunks"),
+    (RunStatus.CHECKING, "Checking assets"),
+]
 
 
 @require_POST
@@ -65,10 +73,16 @@ def run_detail(request: HttpRequest, pk: int, run_pk: int) -> HttpResponse:
     run = get_object_or_404(
         ScanRun.objects.select_related("profile", "requested_by"), pk=run_pk, project=project
     )
+    export_run = bool(run.profile and run.profile.is_export) or bool(run.export_job_uuid)
+    if export_run:
+        phases = EXPORT_PHASES
+    else:
+        phases = PHASES if (run.profile and run.profile.start_scan) else PHASES[:1] + PHASES[3:]
     context = {
         "project": project,
         "run": run,
-        "phases": PHASES if (run.profile and run.profile.start_scan) else PHASES[:1] + PHASES[3:],
+        "export_run": export_run,
+        "phases": phases,
         "severity_counts": [
             (s.label, run.count_by_severity.get(str(s.value), 0)) for s in reversed(Severity)
         ],
@@ -108,9 +122,15 @@ def run_list(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def run_cancel(request: HttpRequest, pk: int, run_pk: int) -> HttpResponse:
     project = get_project(request, pk, edit=True)
-    run = get_object_or_404(ScanRun, pk=run_pk, project=project)
+    run = get_object_or_404(ScanRun.objects.select_related("profile"), pk=run_pk, project=project)
     if cancel_run(run, request.user):
-        messages.success(request, f"Run #{run.pk} canceled; nothing from it was imported.")
+        if run.export_job_uuid or (run.profile and run.profile.is_export):
+            messages.success(
+                request,
+                f"Run #{run.pk} canceled; chunks it merged stay, and the next run syncs the same period.",
+            )
+        else:
+            messages.success(request, f"Run #{run.pk} canceled; nothing from it was imported.")
     else:
         messages.info(request, f"Run #{run.pk} had already finished.")
     return HttpResponseClientRedirect(run.get_absolute_url()) if request.htmx else redirect(run)

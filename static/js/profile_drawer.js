@@ -1,10 +1,19 @@
-// The scan configuration drawer: Severity+ / Severity- exclusivity, Scheduler fields that follow the
-// chosen frequency and the Bind to search box (copying the one-time webhook secret is app.js's). The server enforces
-// all of it again; this only keeps the drawer tidy. Works for drawers swapped in by htmx and full pages.
+// The scan configuration drawer: Severity+ / Severity- exclusivity, Start Scan or the sync settings after
+// what Bind to names, Scheduler fields that follow the chosen frequency and the Bind to search box (copying
+// the one-time webhook secret is app.js's). The server enforces all of it again; this only keeps the drawer
+// tidy. Works for drawers swapped in by htmx and full pages.
 (function () {
   var OTHER = { severity_plus: "severity_minus", severity_minus: "severity_plus" };
 
   function sync(form) {
+    // Bind to: a scan shows Start Scan; "Vulnerability data" (scope:…) shows the sync settings instead.
+    var bindTo = form.querySelector("[data-bind-to]");
+    if (bindTo) {
+      var kind = (bindTo.value || "").indexOf("scope:") === 0 ? "export" : "scan";
+      form.querySelectorAll("[data-source]").forEach(function (el) {
+        el.hidden = el.getAttribute("data-source") !== kind;
+      });
+    }
     var scheduler = form.querySelector("[name=scheduler_enabled]");
     var box = form.querySelector("[data-schedule]");
     if (scheduler && box) box.hidden = !scheduler.checked;
