@@ -233,6 +233,7 @@ def run_out(request: HttpRequest, run: ScanRun) -> dict[str, Any]:
         "progress_done": run.progress_done,
         "progress_total": run.progress_total,
         "progress_percent": run.progress_percent,
+        "progress_unit": run.progress_unit,
         "counts": run.counts(),
         "up_to_date": run.up_to_date,
         "tenable_scan_id": run.tenable_scan_id,

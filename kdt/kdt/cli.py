@@ -252,7 +252,8 @@ def follow(api: Api, run: dict[str, Any], timeout_minutes: float | None, poll: f
         progress = (run["progress_done"], run["progress_total"], run["progress_percent"])
         if not run["finished"] and run["progress_percent"] is not None and progress != last_progress:
             log(
-                f"[{_clock()}]   {run['progress_percent']}% ({run['progress_done']}/{run['progress_total']} hosts)"
+                f"[{_clock()}]   {run['progress_percent']}% "
+                f"({run['progress_done']}/{run['progress_total']} {run.get('progress_unit', 'hosts')})"
             )
             last_progress = progress
         if run["finished"]:

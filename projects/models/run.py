@@ -105,6 +105,11 @@ class ScanRun(models.Model):
         return self.status in ACTIVE_RUN_STATUSES
 
     @property
+    def progress_unit(self) -> str:
+        """What `progress_done` / `progress_total` count: export chunks for vulnerability data, else hosts."""
+        return "chunks" if self.profile_id and self.profile.is_export else "hosts"
+
+    @property
     def progress_percent(self) -> int | None:
         if self.status == RunStatus.SUCCEEDED:
             return 100

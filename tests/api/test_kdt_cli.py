@@ -65,3 +65,24 @@ def test_host_may_include_the_api_prefix(cli):
     api = cli.Api("https://console.example.com/api/v1/", "kdt_x")
     assert api.base == "https://console.example.com/api/v1"
     assert api.session.headers["Authorization"] == "Bearer kdt_x"
+
+
+def test_progress_names_what_it_counts(cli):
+    """Issue 14: a vulnerability-data run counts export chunks, and kdt says so (older servers: hosts)."""
+    run = {"id": 7, "phase": "Merging chunks", "finished": False, "status": "merging", "message": ""}
+    polls = iter(
+        [
+            {**run, "progress_done": 3, "progress_total": 8, "progress_percent": 37},
+            {**run, "finished": True, "status": "succeeded", "progress_done": 8, "progress_total": 8,
+             "progress_percent": 100},
+        ]
+    )  # fmt: skip
+
+    class Api:
+        def get(self, path):
+            return next(polls)
+
+    lines: list[str] = []
+    first = {**run, "progress_done": 1, "progress_total": 8, "progress_percent": 12, "progress_unit": "chunks"}
+    cli.follow(Api(), first, None, 0, lines.append)
+    assert any("(1/8 chunks)" in line for line in lines) and any("(3/8 hosts)" in line for line in lines)

@@ -260,7 +260,7 @@ def test_t2_forbidden_key_pair(tenable_simulator):
     with pytest.raises(TenableError) as caught:
         client.test_connection()
     assert (caught.value.kind, caught.value.permanent) == ("forbidden", True)
-    assert str(caught.value) == say.FORBIDDEN
+    assert str(caught.value) == say.FORBIDDEN_LIST
     assert len(tenable_simulator.sim.requests) == 1
 
 
@@ -272,6 +272,9 @@ def test_t2_forbidden_on_export_only(tenable_client, tenable_simulator):
     with pytest.raises(TenableError) as caught, tenable_client.export_nessus(scan_id):
         pass
     assert caught.value.kind == "forbidden"
+    assert (
+        caught.value.message == say.FORBIDDEN_READ and "Scan Operator" in caught.value.message
+    )  # T2 names it
     assert sum(r.path.endswith("/export") for r in sim.requests) == 1
 
 

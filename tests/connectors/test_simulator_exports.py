@@ -542,6 +542,22 @@ def test_prepared_export_is_served_from_disk(tmp_path):
     )
 
 
+def test_a_prepared_incremental_export_whose_last_chunks_are_empty(tmp_path):
+    """Only the first hosts were rescanned, so the plan's last chunks are empty: preparing must still work."""
+    sim = TenableSimulator(scans=0, churn=0)
+    scan_id = sim.big_scan(hosts=300, findings_per_host=5)
+    sim.advance(DAY)
+    since = int(sim.now())
+    sim.advance(60)
+    sim.add_run(scan_id, down=range(50, 300))
+    body = {"num_assets": 50, "filters": {**EVERYTHING, "since": since}}
+    prepared = sim.prepare_vulns_export(body=body, directory=str(tmp_path))
+    with sim.serve() as server:
+        _, records = export(server, body)
+    assert prepared.findings == len(records) > 0
+    assert ids(records) == ids(sim.vulns(states=EVERYTHING["state"], since=since))
+
+
 def test_big_scan_exports_with_the_nessus_host_ids():
     sim = TenableSimulator(scans=0, churn=0)
     scan_id = sim.big_scan(hosts=300, findings_per_host=20)

@@ -284,7 +284,7 @@ class TenableClient:
 
     def describe_scan(self, scan_id: int | str) -> ScanDetails:
         """Targets, tags, agent groups, policy, scanner, schedule and history of one scan."""
-        data = self._json("GET", f"/scans/{_ref(scan_id)}")
+        data = self._json("GET", f"/scans/{_ref(scan_id)}", what="scan-read")
         info = data.get("info") if isinstance(data.get("info"), dict) else {}
         # The documented home of the schedule is the GET /scans list item; `info` carrying it is (inferred).
         summary = {} if "rrules" in info else (self._find_summary(scan_id, info) or {})
@@ -324,11 +324,11 @@ class TenableClient:
 
     def scan_history(self, scan_id: int | str) -> list[HistoryEntry]:
         """The scan's runs, newest first (one call)."""
-        return _history(self._json("GET", f"/scans/{_ref(scan_id)}"))
+        return _history(self._json("GET", f"/scans/{_ref(scan_id)}", what="scan-read"))
 
     def latest_status(self, scan_id: int | str) -> str:
         """Status of the scan's latest run (`GET /scans/{id}/latest-status`, the cheap poll)."""
-        status = self._json("GET", f"/scans/{_ref(scan_id)}/latest-status").get("status")
+        status = self._json("GET", f"/scans/{_ref(scan_id)}/latest-status", what="scan-read").get("status")
         if not isinstance(status, str):
             raise _bad_response(200)
         return status
@@ -364,7 +364,9 @@ class TenableClient:
         clock = clock or self._clock
         ref = _ref(scan_id)
         params = {"history_id": int(history_id)} if history_id is not None else None
-        file_id = self._json("POST", f"/scans/{ref}/export", params=params, json_body=EXPORT_BODY).get("file")
+        file_id = self._json(
+            "POST", f"/scans/{ref}/export", params=params, json_body=EXPORT_BODY, what="scan-read"
+        ).get("file")
         if file_id in (None, ""):
             raise _bad_response(200)
         file_ref = _ref(file_id)
@@ -754,7 +756,12 @@ def _status_error(response: requests.Response, what: str, retry_after_max: float
     if status == 403:
         if exports:
             return TenableError(say.FORBIDDEN_EXPORT, kind="forbidden", permanent=True, status=status)
-        message = say.FORBIDDEN + ("." + say.FORBIDDEN_LAUNCH if what == "launch" else "")
+        if what == "launch":
+            message = say.FORBIDDEN + say.FORBIDDEN_LAUNCH
+        elif what in ("scan-read", "file"):
+            message = say.FORBIDDEN_READ
+        else:
+            message = say.FORBIDDEN_LIST
         return TenableError(message, kind="forbidden", permanent=True, status=status)
     if status == 404 and what == "export":  # a job or chunk it no longer has (callers name which)
         return TenableError(say.EXPORT_EXPIRED, kind="expired", permanent=True, status=status)

@@ -9,13 +9,17 @@ AUTH = (
     "Invalid User Key or Secret Key. Verify the API keys in the Tenable.io console under "
     "Settings > My Account > API Keys. Regenerate if needed."
 )
-FORBIDDEN = (
-    "Permission denied: the API key's user needs access to vulnerability management data "
-    "(Basic role with Can View on the scans)"
+FORBIDDEN = "Permission denied: the API key's user needs access to vulnerability management data"
+# What each call needs (TENABLE_API.md › Roles and permissions per call), appended to FORBIDDEN.
+FORBIDDEN_LIST = FORBIDDEN + " (Basic role with Can View on the scans)"
+FORBIDDEN_READ = (
+    FORBIDDEN
+    + ": reading or exporting a scan's results needs the Scan Operator role [24] with Can View [16] on "
+    "the scan. A Basic key can bind the profile to Vulnerability data instead."
 )
 FORBIDDEN_LAUNCH = (
-    " The scan may be disabled or imported (imported scans cannot be launched), "
-    "or the user lacks Can Execute on it."
+    " to start this scan (Scan Operator role with Can Execute on the scan). The scan may also be disabled or "
+    "imported (imported scans cannot be launched)."
 )
 SCAN_NOT_FOUND = "Scan not found in Tenable.io: it may have been deleted, or this API key cannot see it."
 FILE_NOT_FOUND = "The Tenable.io export file was not found: it may have expired; start the export again."

@@ -144,6 +144,7 @@ class BulkExports(Records):
         query = parse_vuln_request(body)
         plan = self._plan_vulns(user, query, self.now())
         findings = size = 0
+        folder = ""
         for chunk in plan.chunks.values():
             if chunk.empty:
                 continue
@@ -151,12 +152,11 @@ class BulkExports(Records):
                 chunk.path = self._scratch_file(f"prepared-{len(self._prepared)}-{chunk.id}.json")
             else:
                 chunk.path = os.path.join(directory, f"chunk-{chunk.id}.json")
+            folder = os.path.dirname(chunk.path)
             written, count = _write(chunk.path, self._pieces(plan, query, chunk))
             size, findings = size + written, findings + count
         ids = [c for c, chunk in plan.chunks.items() if not chunk.empty]
-        prepared = PreparedExport(
-            os.path.dirname(chunk.path) if ids else "", ids, findings, size, immediate, plan
-        )
+        prepared = PreparedExport(folder, ids, findings, size, immediate, plan)
         with self._lock:
             self._prepared[(user.uuid, "vulns", query.dedup)] = prepared
         return prepared
