@@ -100,7 +100,9 @@ class RunOut(Schema):
     progress_done: int
     progress_total: int | None
     progress_percent: int | None
-    progress_unit: str = Field(description="What the progress counts: `hosts` (scans, uploads) or `chunks` (vulnerability data).")
+    progress_unit: str = Field(
+        description="What the progress counts: `hosts` (scans, uploads) or `chunks` (vulnerability data)."
+    )
     counts: RunCounts
     up_to_date: bool
     tenable_scan_id: int | None

@@ -83,6 +83,12 @@ def test_progress_names_what_it_counts(cli):
             return next(polls)
 
     lines: list[str] = []
-    first = {**run, "progress_done": 1, "progress_total": 8, "progress_percent": 12, "progress_unit": "chunks"}
+    first = {
+        **run,
+        "progress_done": 1,
+        "progress_total": 8,
+        "progress_percent": 12,
+        "progress_unit": "chunks",
+    }
     cli.follow(Api(), first, None, 0, lines.append)
     assert any("(1/8 chunks)" in line for line in lines) and any("(3/8 hosts)" in line for line in lines)
