@@ -273,6 +273,9 @@ SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 # API URL hosts allowed besides Tenable's own (*.tenable.com over https), e.g. a proxy or the simulator's
 # 127.0.0.1; loopback is also allowed while DEBUG is on. Stored keys only ever go to the URL saved with them.
 TENABLE_API_HOSTS = env.list("TENABLE_API_HOSTS", default=[])
+# Jira Cloud sites are *.atlassian.net over https; other hosts (a proxy, the simulator's 127.0.0.1) must be listed
+# here (loopback is also allowed while DEBUG is on). A stored API token only ever goes to the site saved with it.
+JIRA_SITE_HOSTS = env.list("JIRA_SITE_HOSTS", default=[])
 # Test Connection answers within this many seconds even if Tenable hangs.
 TENABLE_TIMEOUT = (
     env.float("TENABLE_CONNECT_TIMEOUT", default=5.0),
