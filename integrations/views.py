@@ -296,7 +296,9 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
         integration.delete()
     except ProtectedError:
         messages.error(
-            request, f"{integration.name} is used by scanner profiles; delete or rebind them first."
+            request,
+            f"{integration.name} is in use (by scanner profiles, or by projects' Jira settings); "
+            "delete or rebind them first.",
         )
     else:
         record(request.user, "integration.deleted", None, request, name=integration.name)
