@@ -241,3 +241,20 @@ def test_bulk_create_from_the_findings_list(member_client, team, jira_simulator,
     ]
     assert not TicketRequest.objects.filter(finding=foreign).exists()
     assert TicketLink.objects.count() == 2
+
+
+def test_the_jira_simulator_shows_a_linked_ticket(member_client, team, jira_simulator, fake_clock, upload):
+    """`make demo`'s ticket links lead somewhere: the simulator's /browse/KEY page, every text escaped."""
+    import requests
+
+    make_mapping(team, make_jira(jira_simulator.url))
+    process(sync_of(upload({**WEB1, "name": PAYLOAD, "items": [APACHE]})))
+    link = TicketLink.objects.get()
+    page = requests.get(link.url, auth=("jira-bot@example.com", "sim-jira-token"), timeout=5)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert (
+        f"{link.issue_key}: [High] {APACHE[4].replace('<', '&lt;')}" in page.text
+        and "Status: <strong>To Do</strong>" in page.text
+    )
+    assert "<script>" not in page.text and "&lt;script&gt;" in page.text
+    assert requests.get(link.url, timeout=5).status_code == 401  # the browser asks for the account
