@@ -448,6 +448,8 @@ class TicketSyncer:
                     f"Closed by Tenable Console: the host {host} was {word} in Tenable.io, so its findings "
                     "no longer apply."
                 )
+            if getattr(finding, "close_reason", "") == "tenable_fixed":
+                return f"Fixed: Tenable.io marks it fixed on {host} ({_port(finding)}){self.in_run()}."
             return f"Fixed: Tenable no longer reports it on {host} ({_port(finding)}){self.in_run()}."
         if _triaged(finding):
             who = f" by {finding.triage_by.get_username()}" if finding.triage_by else ""

@@ -145,16 +145,20 @@ def test_triage_and_threshold_close_with_their_reason(
     )
 
 
-def test_asset_gone_closes_with_that_reason(project, upload, jira_simulator, fake_clock):
+def test_asset_gone_and_tenable_fixed_close_with_their_reason(project, upload, jira_simulator, fake_clock):
     if not any(f.name == "close_reason" for f in Finding._meta.get_fields()):
         pytest.skip("Finding.close_reason arrives with the export sync (issue 14)")
     sim = jira_simulator.sim
     make_mapping(project, make_jira(jira_simulator.url), grouping=Grouping.FINDING)
-    process(sync_of(upload({**WEB1, "items": [APACHE]})))
+    process(sync_of(upload({**WEB1, "items": [APACHE, TLS]})))
     Finding.objects.filter(plugin_id=APACHE[0]).update(state="fixed", close_reason="asset_terminated")
+    Finding.objects.filter(plugin_id=TLS[0]).update(state="fixed", close_reason="tenable_fixed")
     process(TicketSync.objects.create(project=project, trigger="sync_now"))
-    [issue] = sim.issues
-    assert issue.status == "Done"
-    assert issue.comments == (
-        "Closed by Tenable Console: the host web-1 was terminated in Tenable.io, so its findings no longer apply.",
+    comments = {i.summary.split("]")[0]: (i.status, i.comments) for i in sim.issues}
+    assert comments["[High"] == (
+        "Done",
+        (
+            "Closed by Tenable Console: the host web-1 was terminated in Tenable.io, so its findings no longer apply.",
+        ),
     )
+    assert comments["[Critical"] == ("Done", ("Fixed: Tenable.io marks it fixed on web-1 (443/tcp).",))
