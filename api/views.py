@@ -23,7 +23,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
 
 from accounts.permissions import deny
-from integrations.connectors import CONNECTORS
+from integrations.connectors import CONNECTORS, SCANNER
 from projects.choices import ACTIVE_RUN_STATUSES, SEVERITY_BADGE, Severity, Trigger
 from projects.findings.filters import CHANGE_CHOICES, SORTS, STATE_CHOICES, TRIAGE_CHOICES, FindingFilters
 from projects.findings.queries import COUNT_CAP, MAX_OFFSET, PAGE_SIZE, list_findings
@@ -273,7 +273,11 @@ def me(request: HttpRequest):
 @api.get("/scanners", response=list[schemas.ScannerOut], tags=["scanners"], summary="Scanner types")
 def scanners(request: HttpRequest):
     """The scanner types this server knows (the `-t` of `kdt scan`)."""
-    return [{"slug": slug, "label": c.label, "category": c.category} for slug, c in CONNECTORS.items()]
+    return [
+        {"slug": slug, "label": c.label, "category": c.category}
+        for slug, c in CONNECTORS.items()
+        if c.kind == SCANNER  # ticketing destinations are not scanners
+    ]
 
 
 @api.get("/projects", response=list[schemas.ProjectOut], tags=["projects"], summary="List projects")

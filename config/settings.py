@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "integrations",
     "projects",
     "webhooks",
+    "tickets",
     "api",
 ]
 
@@ -273,6 +274,12 @@ SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 # API URL hosts allowed besides Tenable's own (*.tenable.com over https), e.g. a proxy or the simulator's
 # 127.0.0.1; loopback is also allowed while DEBUG is on. Stored keys only ever go to the URL saved with them.
 TENABLE_API_HOSTS = env.list("TENABLE_API_HOSTS", default=[])
+# Jira Cloud sites are *.atlassian.net over https; other hosts (a proxy, the simulator's 127.0.0.1) must be listed
+# here (loopback is also allowed while DEBUG is on). A stored API token only ever goes to the site saved with it.
+JIRA_SITE_HOSTS = env.list("JIRA_SITE_HOSTS", default=[])
+# After a ticket create whose answer was lost, Jira's search may not show the ticket yet: wait this many seconds
+# before concluding it was never created (and creating it again).
+TICKETS_SEARCH_SETTLE_SECONDS = env.int("TICKETS_SEARCH_SETTLE_SECONDS", default=30)
 # Test Connection answers within this many seconds even if Tenable hangs.
 TENABLE_TIMEOUT = (
     env.float("TENABLE_CONNECT_TIMEOUT", default=5.0),
@@ -386,6 +393,7 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-stale-runs": {"task": "projects.tasks.sweep_stale_runs", "schedule": 300.0},
     "expire-risk-acceptances": {"task": "projects.tasks.expire_risk_acceptances", "schedule": 3600.0},
     "sweep-webhooks": {"task": "projects.webhook_tasks.sweep_webhooks", "schedule": 60.0},
+    "sweep-ticket-syncs": {"task": "tickets.tasks.sweep_ticket_syncs", "schedule": 60.0},
     "check-connections": {
         "task": "integrations.tasks.check_connections",
         "schedule": CONNECTION_CHECK_HOURS * 3600,

@@ -26,6 +26,7 @@ urlpatterns = [
     path("integrations/", include("integrations.urls")),
     path("projects/", include("projects.urls")),
     path("projects/", include("webhooks.urls")),
+    path("projects/", include("tickets.urls")),
     path("admin/", admin.site.urls),
 ]
 

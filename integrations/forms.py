@@ -5,9 +5,9 @@ from urllib.parse import urlsplit
 from django import forms
 from django.utils.crypto import salted_hmac
 
-from .connectors import CredentialField
+from .connectors import TICKETING, CredentialField
 from .models import Integration
-from .services import NOT_ALLOWED, URL_CHANGED, is_allowed_api_url, is_loopback, same_api_url
+from .services import is_allowed_for, is_loopback, not_allowed, same_api_url, url_changed
 
 
 def credential_field(declared: CredentialField, *, required: bool, help_text: str) -> forms.CharField:
@@ -47,6 +47,7 @@ class IntegrationForm(forms.ModelForm):
         self.spec = self.instance.spec
         self.fields["api_url"].initial = self.spec.default_api_url
         self.fields["api_url"].help_text = self.spec.api_url_help
+        self.fields["api_url"].label = self.spec.api_url_label
         has_keys = bool(self.instance.pk and self.instance.access_key_hint)
         # Read before validation: ModelForm copies the submitted URL onto the instance while cleaning.
         self.saved_api_url = self.instance.api_url if self.instance.pk else ""
@@ -54,11 +55,14 @@ class IntegrationForm(forms.ModelForm):
         self.credential_names = []
         for declared in self.spec.credential_fields:
             help_text = declared.help_text
-            if has_keys:
+            if has_keys and declared.secret:
                 help_text += " Leave blank to keep the saved key."
             self.fields[declared.name] = credential_field(
-                declared, required=not has_keys, help_text=help_text
+                declared, required=not has_keys or not declared.secret, help_text=help_text
             )
+            if not declared.secret and self.instance.pk:
+                # Not a secret (an account's e-mail): shown, and sent again with every save.
+                self.fields[declared.name].initial = getattr(self.instance, declared.name, "")
             self.credential_names.append(declared.name)
         # Credentials first, as in the vendor's settings panel, then the advanced API URL.
         self.order_fields(["name", *self.credential_names, "api_url"])
@@ -76,8 +80,11 @@ class IntegrationForm(forms.ModelForm):
             raise forms.ValidationError(
                 "Remove the user name and password from the URL; keys go in the fields above."
             )
-        if not is_allowed_api_url(url, self.spec.api_domain):
-            raise forms.ValidationError(NOT_ALLOWED)
+        if not is_allowed_for(url, self.spec):
+            raise forms.ValidationError(not_allowed(self.spec))
+        if self.spec.kind == TICKETING:
+            # A ticketing site serves its API at its root: a pasted page address (…/browse/SEC-1) is its site.
+            url = f"{parts.scheme}://{parts.netloc}"
         return url
 
     def clean(self):
@@ -89,7 +96,7 @@ class IntegrationForm(forms.ModelForm):
             and not same_api_url(url, self.saved_api_url)
             and not all(cleaned.get(name) for name in self.credential_names)
         ):
-            self.add_error("api_url", URL_CHANGED)
+            self.add_error("api_url", url_changed(self.spec))
         return cleaned
 
     @property

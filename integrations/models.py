@@ -7,7 +7,7 @@ from django.db.models.functions import Cast
 from django.urls import reverse
 from django.utils import timezone
 
-from .connectors import Connector, connector_choices, connector_for
+from .connectors import ConnectorSpec, connector_choices, connector_for
 from .connectors.base import Capability, ConnectionInfo
 from .fields import SecretField
 from .rights import from_details
@@ -26,7 +26,8 @@ class IntegrationQuerySet(models.QuerySet):
 
 
 class Integration(models.Model):
-    """A named connection to a scanner service (one Tenable.io container), with its keys encrypted at rest."""
+    """A named connection to a scanner (one Tenable.io container) or a ticketing service (one Jira Cloud site),
+    with its keys encrypted at rest."""
 
     # Choices are read from the registry when needed: registering a connector needs no migration.
     connector = models.CharField(max_length=32, choices=connector_choices)
@@ -35,6 +36,8 @@ class Integration(models.Model):
     api_url = models.URLField("API URL", max_length=300, default=DEFAULT_API_URL)
     access_key = SecretField(blank=True)
     secret_key = SecretField(blank=True)
+    # An account name that is not a secret (Jira Cloud's e-mail), for connectors that declare a `login` field.
+    login = models.CharField(max_length=254, blank=True)
     # The last four characters of the access key, kept apart so listing connections never decrypts anything.
     access_key_hint = models.CharField(max_length=4, blank=True)
     last_tested_at = models.DateTimeField(null=True, blank=True)
@@ -65,7 +68,7 @@ class Integration(models.Model):
         return reverse("integrations:settings", args=[self.pk])
 
     @property
-    def spec(self) -> type[Connector]:
+    def spec(self) -> type[ConnectorSpec]:
         """The connector class of this connection: its declaration, and what `open_connector` builds."""
         return connector_for(self.connector)
 

@@ -19,11 +19,11 @@ from django.views.decorators.debug import sensitive_variables
 from accounts import notices
 from accounts.models import Notice, record
 
-from .connectors import Connector, ConnectorError
-from .connectors.base import ConnectionInfo
+from .connectors import SCANNER, TICKETING, ConnectorError, ConnectorSpec
+from .connectors.base import ConnectionInfo, TicketingInfo
 from .models import SECRET_FIELDS, Integration
 from .rights import Needs, advice, from_details, to_details
-from .signals import profile_needs
+from .signals import profile_needs, ticket_projects
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,25 @@ NOT_ALLOWED = (
 TENABLE_DOMAIN = "tenable.com"
 
 
+def no_keys(spec: type[ConnectorSpec]) -> str:
+    """NO_KEYS in the connector's words ("Enter the API token" for Jira Cloud)."""
+    return f"No keys are saved for this connection yet. Enter the {spec.secret_labels()}."
+
+
+def url_changed(spec: type[ConnectorSpec]) -> str:
+    """URL_CHANGED in the connector's words ("The Site URL changed, so enter the API token again…")."""
+    where = spec.api_url_label
+    return (
+        f"The {where} changed, so enter the {spec.secret_labels()} again: saved keys are only ever sent to "
+        f"the {where} they were saved with."
+    )
+
+
+def not_allowed(spec: type[ConnectorSpec]) -> str:
+    """Why an address is refused, in the connector's words (NOT_ALLOWED for Tenable.io)."""
+    return spec.not_allowed or NOT_ALLOWED
+
+
 class CredentialsUnavailable(Exception):
     """Stored keys are missing, cannot be decrypted or belong to another API URL; the user must re-enter them."""
 
@@ -54,10 +73,10 @@ class CredentialsUnavailable(Exception):
 
 
 class AddressNotAllowed(CredentialsUnavailable):
-    """The API URL is outside Tenable's hosts and TENABLE_API_HOSTS: no key is ever sent there."""
+    """The API URL is outside the service's hosts and the operator's list: no key is ever sent there."""
 
-    def __init__(self):
-        super().__init__(NOT_ALLOWED)
+    def __init__(self, message: str = NOT_ALLOWED):
+        super().__init__(message)
 
 
 def is_loopback(host: str) -> bool:
@@ -69,9 +88,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def is_allowed_api_url(url: str, domain: str = TENABLE_DOMAIN) -> bool:
+def is_allowed_for(url: str, spec: type[ConnectorSpec]) -> bool:
+    """`is_allowed_api_url` with the connector's own domain and operator setting."""
+    return is_allowed_api_url(url, spec.api_domain, spec.hosts_setting)
+
+
+def is_allowed_api_url(
+    url: str, domain: str = TENABLE_DOMAIN, hosts_setting: str = "TENABLE_API_HOSTS"
+) -> bool:
     """The service's own hosts (`*.tenable.com` over https: the connector's `api_domain`), hosts listed in
-    TENABLE_API_HOSTS, loopback under DEBUG.
+    the connector's `hosts_setting` (TENABLE_API_HOSTS; JIRA_SITE_HOSTS for Jira Cloud), loopback under DEBUG.
 
     Decided from the URL alone, before connecting, so the answer says nothing about what exists at an address.
     Plain http is only ever allowed to loopback (the local simulator).
@@ -90,7 +116,7 @@ def is_allowed_api_url(url: str, domain: str = TENABLE_DOMAIN) -> bool:
         secure = True
     else:
         return False
-    listed = {entry.strip().lower() for entry in settings.TENABLE_API_HOSTS if entry.strip()}
+    listed = {entry.strip().lower() for entry in getattr(settings, hosts_setting, []) if entry.strip()}
     if host in listed or (settings.DEBUG and is_loopback(host)):
         return secure or is_loopback(host)
     vendor_host = bool(domain) and (host == domain or host.endswith("." + domain))
@@ -115,6 +141,7 @@ class TestResult:
     ok: bool
     message: str
     warning: str = ""
+    warning_title: str = "No scans available"
     details: dict = field(default_factory=dict)
     info: ConnectionInfo | None = None
     transient: bool = False
@@ -126,7 +153,7 @@ def stored_credentials(integration: Integration) -> tuple[dict[str, str], str]:
     from a form-edited instance). An undecryptable value becomes a message instead of a 500 (RELIABILITY §3.4).
     """
     if integration.pk is None:
-        raise CredentialsUnavailable(NO_KEYS)
+        raise CredentialsUnavailable(no_keys(integration.spec))
     names = integration.spec.credential_names()
     try:
         stored = Integration.objects.only(*names, "api_url").get(pk=integration.pk)
@@ -135,28 +162,37 @@ def stored_credentials(integration: Integration) -> tuple[dict[str, str], str]:
         raise CredentialsUnavailable(UNDECRYPTABLE) from None
     credentials = {name: getattr(stored, name) for name in names}
     if not all(credentials.values()):
-        raise CredentialsUnavailable(NO_KEYS)
+        raise CredentialsUnavailable(no_keys(integration.spec))
     return credentials, stored.api_url
 
 
 @sensitive_variables("typed", "credentials", "stored")
-def open_connector(integration: Integration, *, interactive: bool = False, **overrides: Any) -> Connector:
+def open_connector(
+    integration: Integration, *, interactive: bool = False, kind: str = SCANNER, **overrides: Any
+) -> Any:
     """A connector for this connection. Interactive calls (Test Connection, Bind to) get a short time budget.
 
+    `kind` is what the caller speaks (SCANNER: `base.Connector`, TICKETING: `base.TicketingConnector`): a
+    connection of the other kind is refused with a sentence, so scanner paths never reach a ticketing service.
     Overrides named like a credential field are typed-in keys; `api_url` is the URL to try; the rest are options.
     Keys typed in (all of them) may go to any allowed API URL; a stored key only ever goes to the URL saved
     with it (RELIABILITY S8), whatever URL the caller or an edited instance asks for.
     """
     spec = integration.spec
+    if spec.kind != kind:
+        what = "a ticketing destination" if spec.kind == TICKETING else "a scanner"
+        raise CredentialsUnavailable(
+            f"{integration.name} is a {spec.label} connection ({what}); it cannot be used here."
+        )
     typed = {name: overrides.pop(name, None) or "" for name in spec.credential_names()}
     api_url = overrides.pop("api_url", None) or integration.api_url
-    if not is_allowed_api_url(api_url, spec.api_domain):
-        raise AddressNotAllowed
+    if not is_allowed_for(api_url, spec):
+        raise AddressNotAllowed(not_allowed(spec))
     credentials = typed
     if not all(typed.values()):
         stored, saved_url = stored_credentials(integration)
         if not same_api_url(api_url, saved_url):
-            raise CredentialsUnavailable(URL_CHANGED)
+            raise CredentialsUnavailable(url_changed(spec))
         credentials = {name: typed[name] or stored[name] for name in typed}
     options = {"timeout": settings.TENABLE_TIMEOUT, **overrides}
     # Exports are decoded under a cap, so a gzip bomb cannot run on for ever.
@@ -174,8 +210,13 @@ def open_connector(integration: Integration, *, interactive: bool = False, **ove
 @sensitive_variables("credentials")
 def test_connection(integration: Integration, *, api_url: str = "", **credentials: str) -> TestResult:
     """Test the given keys (blank means the stored ones): who they belong to and their role, what they may view,
-    how many scans they see and the checklist of what they can do (all within the interactive budget)."""
+    how many scans they see and the checklist of what they can do (all within the interactive budget).
+
+    A ticketing connection says whose account it is and, for each project the apps above map to it
+    (`signals.ticket_projects`), the permissions the account lacks there."""
     spec = integration.spec
+    if spec.kind == TICKETING:
+        return _test_ticketing(integration, api_url=api_url, **credentials)
     try:
         with open_connector(integration, interactive=True, api_url=api_url, **credentials) as connector:
             info = connector.test_connection()
@@ -195,6 +236,56 @@ def test_connection(integration: Integration, *, api_url: str = "", **credential
     if info.scan_count == 0:
         result.warning = f"No scans are visible to this key. {spec.no_scans_resolution}".strip()
     return result
+
+
+def projects_of(integration: Integration) -> list[str]:
+    """The ticketing project keys the apps above map to this connection (none for a new one)."""
+    if integration.pk is None:
+        return []
+    keys: list[str] = []
+    for _, answer in ticket_projects.send(sender=Integration, integrations=[integration]):
+        keys.extend((answer or {}).get(integration.pk, []))
+    return sorted(set(keys))
+
+
+@sensitive_variables("credentials")
+def _test_ticketing(integration: Integration, *, api_url: str = "", **credentials: str) -> TestResult:
+    try:
+        with open_connector(
+            integration, interactive=True, kind=TICKETING, api_url=api_url, **credentials
+        ) as connector:
+            info: TicketingInfo = connector.test_connection(projects_of(integration))
+    except CredentialsUnavailable as exc:
+        return TestResult(False, exc.message)
+    except ConnectorError as exc:
+        return TestResult(
+            False, exc.message, details={"kind": exc.kind, "status": exc.status}, transient=not exc.permanent
+        )
+    email = f" ({info.email})" if info.email else ""
+    message = f"Connected as {info.username or 'this account'}{email}."
+    problems = []
+    for project in info.projects:
+        if project.error:
+            problems.append(f"{project.key}: {project.error}")
+        elif project.missing:
+            problems.append(
+                f"{project.key} lacks the permission{'s' if len(project.missing) > 1 else ''} "
+                f"{', '.join(project.missing)}."
+            )
+    checked = [p.key for p in info.projects if p.ok]
+    if checked:
+        message += f" Every permission tickets need is granted in {', '.join(checked)}."
+    details = {
+        "kind": TICKETING,
+        "username": info.username,
+        "email": info.email,
+        "projects": [
+            {"key": p.key, "name": p.name, "missing": list(p.missing), "error": p.error}
+            for p in info.projects
+        ],
+    }
+    warning = f"{message} Missing in {integration.spec.label}: {' '.join(problems)}" if problems else ""
+    return TestResult(True, message, warning=warning, warning_title="Permissions missing", details=details)
 
 
 UNCHANGED = object()
@@ -366,6 +457,8 @@ def _refusal(integration: Integration, result: TestResult, credentials: dict[str
     except CredentialsUnavailable:
         current = {}
     if current and all(current.get(name) == value for name, value in credentials.items()):
+        if integration.spec.kind == TICKETING:
+            return f"This is the {integration.spec.secret_labels()} this connection already uses: create a new one first. {KEPT}"
         return f"These are the keys this connection already uses: generate a new pair in Tenable.io first. {KEPT}"
     before = from_details(integration.last_test_details) if integration.last_test_ok else None
     info = result.info

@@ -8,3 +8,7 @@ from django.dispatch import Signal
 # keys that would break them. Sent with `integrations=` (a list); each receiver returns
 # {integration pk: {capability key (connectors.base.CAN_*): [labels of the profiles needing it]}}.
 profile_needs = Signal()
+
+# Which ticketing projects use some connections, so Test Connection can name the permissions missing there. Sent
+# with `integrations=` (a list); each receiver returns {integration pk: [project keys]}.
+ticket_projects = Signal()

@@ -17,7 +17,7 @@ from accounts.models import record
 from accounts.permissions import admin_required
 
 from . import services
-from .connectors import CONNECTORS, connectors_by_category
+from .connectors import CONNECTORS, SCANNER, TICKETING, connectors_by_category
 from .forms import IntegrationForm, ReplaceKeysForm
 from .models import SECRET_FIELDS, Integration
 from .rights import advice
@@ -43,8 +43,9 @@ def _slug_or_404(slug: str) -> str:
 @never_cache
 @require_GET
 def scanners(request: HttpRequest) -> HttpResponse:
-    """Integrations › Scanners: one tab per connector category, one card per connector with its connections."""
-    categories = connectors_by_category()
+    """Integrations: one tab per connector category (the scanners' Infra, …, and Ticketing), one card per
+    connector with its connections."""
+    categories = connectors_by_category((SCANNER, TICKETING))
     tab = request.GET.get("tab") or categories[0][0]
     if tab not in {slug for slug, _, _ in categories}:
         tab = categories[0][0]
@@ -81,7 +82,17 @@ def _cards(tab: str, categories) -> list[dict]:
         mine = [c for c in connections if c.connector == spec.slug]
         states = {c.state for c in mine}
         badge = next(((label, tone) for state, label, tone in CARD_STATES if state in states), None)
-        cards.append({"spec": spec, "connections": mine, "active": badge is not None, "badge": badge})
+        key_label = next((f.label for f in spec.credential_fields if f.name == "access_key"), "Key")
+        cards.append(
+            {
+                "spec": spec,
+                "connections": mine,
+                "active": badge is not None,
+                "badge": badge,
+                "key_label": key_label,
+                "secret_labels": spec.secret_labels(),
+            }
+        )
     return cards
 
 
@@ -211,7 +222,9 @@ def test(request: HttpRequest, pk: int | None = None, slug: str | None = None) -
     form.is_valid()
     if "api_url" in form.errors:
         return render(
-            request, "integrations/partials/_test_result.html", {"error": form.errors["api_url"][0]}
+            request,
+            "integrations/partials/_test_result.html",
+            {"error": form.errors["api_url"][0], "url_label": integration.spec.api_url_label},
         )
     credentials = {name: form.cleaned_data.get(name, "") for name in form.credential_names}
     api_url = form.cleaned_data.get("api_url", "") or saved_url
@@ -283,7 +296,9 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
         integration.delete()
     except ProtectedError:
         messages.error(
-            request, f"{integration.name} is used by scanner profiles; delete or rebind them first."
+            request,
+            f"{integration.name} is in use (by scanner profiles, or by projects' Jira settings); "
+            "delete or rebind them first.",
         )
     else:
         record(request.user, "integration.deleted", None, request, name=integration.name)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Serve the app (gunicorn, scripts/web.sh) with a Celery worker and Celery beat beside it, as one foreground
-# command; Ctrl-C stops all three. DEMO=1 (`make demo`) also starts the Tenable.io simulator and the demo data.
+# command; Ctrl-C stops all three. DEMO=1 (`make demo`) also starts the Tenable.io and Jira simulators and the demo data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -19,11 +19,17 @@ trap cleanup INT TERM EXIT
 
 if [ "${DEMO:-}" = "1" ]; then
   SIM_PORT="${SIM_PORT:-8834}"
+  JIRA_SIM_PORT="${JIRA_SIM_PORT:-8835}"
   "$BIN/python" manage.py tenable_simulator --port "$SIM_PORT" --launch-seconds 8 & pids+=($!)
-  for _ in $(seq 50); do (echo > "/dev/tcp/127.0.0.1/$SIM_PORT") 2>/dev/null && break; sleep 0.2; done
+  "$BIN/python" manage.py jira_simulator --port "$JIRA_SIM_PORT" > /dev/null & pids+=($!)
+  for port in "$SIM_PORT" "$JIRA_SIM_PORT"; do
+    for _ in $(seq 50); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.2; done
+  done
   # The demo data (its first run waits in the queue for the worker); what it prints is shown last, below.
   "$BIN/python" manage.py demo --simulator-url "http://127.0.0.1:${SIM_PORT}" --url "http://127.0.0.1:${PORT}/" \
     > "$state/demo.txt" 2>&1 || true
+  # Jira tickets for the demo project, in the Jira simulator (its first run's findings become tickets).
+  "$BIN/python" manage.py demo_jira --site-url "http://127.0.0.1:${JIRA_SIM_PORT}" >> "$state/demo.txt" 2>&1 || true
 fi
 
 CELERY_READY_FILE="$state/worker-ready" \

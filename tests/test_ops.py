@@ -315,14 +315,22 @@ def test_after_make_demo_the_deploy_check_and_its_test_still_pass(scratch):
 
 
 def test_make_demo_serves_with_gunicorn_prints_the_sign_in_last_and_ctrl_c_stops_everything(scratch):
+    from integrations.connectors.jira_cloud.client import JiraClient
+
     copy, env = scratch
-    port, sim_port = free_port(), free_port()
+    port, sim_port, jira_port = free_port(), free_port(), free_port()
     log = copy / "run.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             ["./scripts/run.sh"],
             cwd=copy,
-            env={**env, "DEMO": "1", "PORT": str(port), "SIM_PORT": str(sim_port)},
+            env={
+                **env,
+                "DEMO": "1",
+                "PORT": str(port),
+                "SIM_PORT": str(sim_port),
+                "JIRA_SIM_PORT": str(jira_port),
+            },
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -343,6 +351,13 @@ def test_make_demo_serves_with_gunicorn_prints_the_sign_in_last_and_ctrl_c_stops
         assert "Starting development server" not in output  # runserver is for development only
         assert requests.get(f"http://127.0.0.1:{port}/static/css/app.css", timeout=10).status_code == 200
         assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10).json()["database"] == "ok"
+        # The Jira simulator runs too: the demo project's first run becomes tickets there (issue 20).
+        assert f"Jira simulator  http://127.0.0.1:{jira_port}" in output[banner:], output[-3000:]
+        with JiraClient(f"http://127.0.0.1:{jira_port}", "jira-bot@example.com", "sim-jira-token") as jira:
+            deadline = time.monotonic() + 90
+            while not jira.search("project = SEC") and time.monotonic() < deadline:
+                time.sleep(1)
+            assert jira.search("project = SEC"), log.read_text()[-3000:]
     finally:
         took = stop(process, signal.SIGINT)  # Ctrl-C
     assert process.returncode is not None and not group_alive(process.pid), "something outlived Ctrl-C"

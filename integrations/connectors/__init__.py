@@ -1,21 +1,36 @@
 """The connector registry: one explicit dict, slug → connector class. Model choices and UI cards derive from it.
 
-To add a scanner, write a package beside `tenable_io/` with the same shape and add one line here
-(see CONTRIBUTING.md › Adding a connector). Only this module imports a connector's package; everything else
-asks the registry and speaks the contract of `base`.
+Two kinds share it: scanners (findings come in, `base.Connector`) and ticketing destinations (tickets go out,
+`base.TicketingConnector`). To add one, write a package beside `tenable_io/` or `jira_cloud/` with the same shape
+and add one line here (see CONTRIBUTING.md › Adding a connector). Only this module imports a connector's package;
+everything else asks the registry and speaks the contracts of `base`.
 """
 
 from __future__ import annotations
 
-from .base import CATEGORIES, Connector, ConnectorError, CredentialField
+from collections.abc import Iterable
+
+from .base import (
+    CATEGORIES,
+    SCANNER,
+    TICKETING,
+    Connector,
+    ConnectorError,
+    ConnectorSpec,
+    CredentialField,
+    TicketingConnector,
+    TicketingError,
+)
+from .jira_cloud.connector import JiraCloudConnector
 from .tenable_io.connector import TenableIOConnector
 
-CONNECTORS: dict[str, type[Connector]] = {
+CONNECTORS: dict[str, type[ConnectorSpec]] = {
     TenableIOConnector.slug: TenableIOConnector,
+    JiraCloudConnector.slug: JiraCloudConnector,
 }
 
 
-def connector_for(slug: str) -> type[Connector]:
+def connector_for(slug: str) -> type[ConnectorSpec]:
     return CONNECTORS[slug]
 
 
@@ -24,22 +39,38 @@ def connector_choices() -> list[tuple[str, str]]:
     return [(slug, connector.label) for slug, connector in CONNECTORS.items()]
 
 
-def connectors_by_category() -> list[tuple[str, str, list[type[Connector]]]]:
-    """(slug, label, connectors) for every category that has at least one connector, in display order."""
+def slugs_of(kind: str) -> list[str]:
+    """The slugs of the connectors of one kind (SCANNER or TICKETING)."""
+    return [slug for slug, connector in CONNECTORS.items() if connector.kind == kind]
+
+
+def connectors_by_category(
+    kinds: Iterable[str] = (SCANNER,),
+) -> list[tuple[str, str, list[type[ConnectorSpec]]]]:
+    """(slug, label, connectors) for every category that has at least one connector of these kinds, in display
+    order. Scanners only by default (Add Scanner); the Integrations page asks for both kinds."""
+    kinds = set(kinds)
+    chosen = [c for c in CONNECTORS.values() if c.kind in kinds]
     return [
-        (slug, label, [c for c in CONNECTORS.values() if c.category == slug])
+        (slug, label, [c for c in chosen if c.category == slug])
         for slug, label in CATEGORIES
-        if any(c.category == slug for c in CONNECTORS.values())
+        if any(c.category == slug for c in chosen)
     ]
 
 
 __all__ = [
     "CATEGORIES",
     "CONNECTORS",
+    "SCANNER",
+    "TICKETING",
     "Connector",
     "ConnectorError",
+    "ConnectorSpec",
     "CredentialField",
+    "TicketingConnector",
+    "TicketingError",
     "connector_choices",
     "connector_for",
     "connectors_by_category",
+    "slugs_of",
 ]

@@ -1,14 +1,16 @@
-"""The connector contract: what every scanner connector declares, what it does, and the one error it raises.
+"""The connector contracts: what every connector declares, what it does, and the one error it raises.
 
-No Django here. The UI renders a connector's declaration (forms and masking come from `credential_fields`);
-the product calls only the methods of `Connector` and catches only `ConnectorError`. Records of findings
-are `integrations.formats.records`, the same ones a file upload produces.
+Two kinds share one declaration (`ConnectorSpec`): scanners (`Connector`: findings come in) and ticketing
+destinations (`TicketingConnector`: tickets go out). No Django here. The UI renders a connector's declaration
+(forms and masking come from `credential_fields`); the product calls only the methods of the contract and
+catches only `ConnectorError`. Records of findings are `integrations.formats.records`, the same ones a file
+upload produces.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,13 +24,22 @@ from ..formats.records import (
     RejectedRecord,
 )
 
-# Categories in the order the Integrations › Scanners tabs show them.
-CATEGORIES: list[tuple[str, str]] = [("infra", "Infra"), ("sast", "SAST"), ("dast", "DAST"), ("sca", "SCA")]
+# Categories in the order the Integrations tabs show them; the last one holds ticketing destinations.
+CATEGORIES: list[tuple[str, str]] = [
+    ("infra", "Infra"),
+    ("sast", "SAST"),
+    ("dast", "DAST"),
+    ("sca", "SCA"),
+    ("ticketing", "Ticketing"),
+]
+# The two kinds of connector: where findings come from, and where tickets go.
+SCANNER, TICKETING = "scanner", "ticketing"
 
 
 @dataclass(frozen=True)
 class CredentialField:
-    """One credential input: `name` is the model attribute, `secret` makes it write-only and encrypted."""
+    """One credential input: `name` is the model attribute (`access_key`, `secret_key`: encrypted; `login`: a
+    visible account name such as an e-mail), `secret` makes it write-only and encrypted."""
 
     name: str
     label: str
@@ -432,31 +443,71 @@ def unsupported(connector: Connector, what: str) -> ConnectorError:
 
 
 # ---------------------------------------------------------------------------------------------------
-# The contract
+# What every connector declares
 # ---------------------------------------------------------------------------------------------------
 
 
-class Connector(ABC):
-    """A scanner service. Subclasses declare their identity and credentials and implement every call.
+class ConnectorSpec(ABC):
+    """The declaration every connector makes, scanner or ticketing: the UI renders it, the settings form and
+    the masking are built from it, and `integrations.services` applies the address rule with it.
 
     A connector is built with its declared credentials as keyword arguments (one per `credential_fields`
     name), `api_url`, and options it may ignore (`timeout`, `budget`, `max_retries`, `max_download_bytes`).
-    Every failure is a `ConnectorError`; a source that cannot be read as findings is a
-    `formats.records.FormatError`. Close it (or use it in a `with` block) to release its connections.
+    Close it (or use it in a `with` block) to release its connections.
     """
 
     do_not_call_in_templates = True  # templates read the class's declarations; they must not instantiate it
+    kind: ClassVar[str]  # SCANNER or TICKETING
     slug: ClassVar[str]
     label: ClassVar[str]
     category: ClassVar[str]
     description: ClassVar[str] = ""
+    tagline: ClassVar[str] = ""  # the card's subtitle, e.g. "Ticketing · issue tracking"
     credential_fields: ClassVar[tuple[CredentialField, ...]] = ()
     token_instructions: ClassVar[str] = ""  # a link to the vendor's page on creating keys
     token_help: ClassVar[str] = ""  # where in the vendor's console the keys are made, in words
     default_api_url: ClassVar[str] = ""
+    api_url_label: ClassVar[str] = "API URL"
     api_url_help: ClassVar[str] = ""
     api_domain: ClassVar[str] = ""  # keys only go to https hosts in this domain (and the operator's list)
-    no_scans_resolution: ClassVar[str] = ""  # what to do when the key sees no scan
+    hosts_setting: ClassVar[str] = "TENABLE_API_HOSTS"  # the setting an operator lists other allowed hosts in
+    not_allowed: ClassVar[str] = (
+        ""  # the sentence for an address outside the rule ("" = the product's default)
+    )
+    no_scans_resolution: ClassVar[str] = ""  # scanners: what to do when the key sees no scan
+
+    def close(self) -> None:  # noqa: B027  (a connector without connections has nothing to release)
+        """Release pooled connections."""
+
+    def __enter__(self) -> ConnectorSpec:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @classmethod
+    def credential_names(cls) -> list[str]:
+        return [declared.name for declared in cls.credential_fields]
+
+    @classmethod
+    def secret_labels(cls) -> str:
+        """The secret credentials in words, "User Key and Secret Key" or "API token", for sentences."""
+        return " and ".join(declared.label for declared in cls.credential_fields if declared.secret)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The scanner contract
+# ---------------------------------------------------------------------------------------------------
+
+
+class Connector(ConnectorSpec):
+    """A scanner service. Subclasses declare their identity and credentials and implement every call.
+
+    Every failure is a `ConnectorError`; a source that cannot be read as findings is a
+    `formats.records.FormatError`.
+    """
+
+    kind = SCANNER
 
     @abstractmethod
     def test_connection(self) -> ConnectionInfo:
@@ -530,15 +581,248 @@ class Connector(ABC):
         """Stop an asset export; returns the job's status after it."""
         raise unsupported(self, "bulk asset exports")
 
-    def close(self) -> None:  # noqa: B027  (a connector without connections has nothing to release)
-        """Release pooled connections."""
-
     def __enter__(self) -> Connector:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+
+# ---------------------------------------------------------------------------------------------------
+# The ticketing contract (tickets go out: Jira Cloud, …)
+# ---------------------------------------------------------------------------------------------------
+
+
+class TicketingError(ConnectorError):
+    """A failed call to a ticketing service. Besides `ConnectorError`'s fields, `outcome_unknown` says a write
+    (create, transition, comment) was sent and its answer lost: the service may have applied it, so look
+    before writing again (for a create: `find` by the stable key, after a short wait: search lags).
+
+    Kinds as for scanners, plus "workflow" (no transition leads to the status asked for; per ticket).
+    """
+
+    def __init__(self, message: str, *, outcome_unknown: bool = False, **fields: Any) -> None:
+        super().__init__(message, **fields)
+        self.outcome_unknown = outcome_unknown
+
+    def __reduce__(self):
+        return _rebuild_ticketing, (
+            self.message,
+            self.kind,
+            self.permanent,
+            self.status,
+            self.retry_after,
+            self.outcome_unknown,
+        )
+
+
+def _rebuild_ticketing(message, kind, permanent, status, retry_after, outcome_unknown) -> TicketingError:
+    return TicketingError(
+        message,
+        kind=kind,
+        permanent=permanent,
+        status=status,
+        retry_after=retry_after,
+        outcome_unknown=outcome_unknown,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A link in a ticket's text; only http(s) URLs become links, anything else stays text."""
+
+    label: str
+    url: str
+
+
+Inline = str | Link
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One block of a ticket's text in neutral terms; the connector writes it in the service's format, always
+    as text (nothing in it is ever read as markup)."""
+
+    kind: str  # one of the constants below
+    parts: tuple[Inline, ...] = ()  # heading, paragraph: inline parts; prose, code: one string
+    items: tuple[Inline, ...] = ()  # bullets
+
+    HEADING: ClassVar[str] = "heading"
+    PARAGRAPH: ClassVar[str] = "paragraph"
+    PROSE: ClassVar[str] = (
+        "prose"  # Tenable's plain text: blank lines part paragraphs, "- " lines are bullets
+    )
+    BULLETS: ClassVar[str] = "bullets"
+    CODE: ClassVar[str] = "code"
+
+
+@dataclass
+class TicketDocument:
+    """A ticket's description or a comment, built block by block: `TicketDocument().heading("Hosts")…`."""
+
+    blocks: list[Block] = field(default_factory=list)
+
+    def heading(self, value: str) -> TicketDocument:
+        if value.strip():
+            self.blocks.append(Block(Block.HEADING, (value,)))
+        return self
+
+    def paragraph(self, *parts: Inline) -> TicketDocument:
+        parts = tuple(p for p in parts if p)
+        if parts:
+            self.blocks.append(Block(Block.PARAGRAPH, parts))
+        return self
+
+    def prose(self, value: str) -> TicketDocument:
+        if value and value.strip():
+            self.blocks.append(Block(Block.PROSE, (value,)))
+        return self
+
+    def bullets(self, items: Sequence[Inline]) -> TicketDocument:
+        items = tuple(i for i in items if i)
+        if items:
+            self.blocks.append(Block(Block.BULLETS, items=items))
+        return self
+
+    def code(self, value: str) -> TicketDocument:
+        if value and value.strip():
+            self.blocks.append(Block(Block.CODE, (value,)))
+        return self
 
     @classmethod
-    def credential_names(cls) -> list[str]:
-        return [declared.name for declared in cls.credential_fields]
+    def text(cls, value: str) -> TicketDocument:
+        """A document of plain sentences (comments)."""
+        return cls().prose(value)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketContent:
+    """What a ticket says. `labels` start with the stable key (re-added on every update, so a label removed
+    by hand comes back); `priority` is the service's priority name, None to leave the field alone."""
+
+    summary: str
+    description: TicketDocument
+    labels: tuple[str, ...]
+    priority: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TicketType:
+    """A kind of ticket the account may create in a project (Task, Bug, …)."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class TicketProject:
+    """A project of the ticketing service and the ticket types this account may create in it."""
+
+    key: str
+    name: str
+    types: tuple[TicketType, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A ticket as the service holds it; `done` when its status is a finished one (Jira's Done category)."""
+
+    id: str
+    key: str
+    status: str
+    done: bool
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectAccess:
+    """What the account may do in one project: the permissions it lacks (the service's names), or why the
+    project could not be checked (`error`)."""
+
+    key: str
+    name: str = ""
+    missing: tuple[str, ...] = ()
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.error
+
+
+@dataclass(frozen=True, slots=True)
+class TicketingInfo:
+    """Test Connection of a ticketing connection: who the account is, and its access to the projects asked."""
+
+    username: str
+    email: str | None
+    projects: tuple[ProjectAccess, ...] = ()
+
+
+class TicketingConnector(ConnectorSpec):
+    """A ticketing service tickets are pushed to. Every failure is a `TicketingError` (a `ConnectorError`).
+
+    The product keeps the link between its finding (or vulnerability) and the ticket, and stores a stable
+    key on the ticket (`stable_key`) so a lost link is found again by `find`, never replaced by a duplicate.
+    """
+
+    kind = TICKETING
+    category = "ticketing"
+
+    @abstractmethod
+    def test_connection(self, project_keys: Sequence[str] = ()) -> TicketingInfo:
+        """Prove the credentials and name the account; for each project key, the permissions it lacks there."""
+
+    @abstractmethod
+    def project(self, key: str) -> TicketProject:
+        """A project and the ticket types this account may create in it (not found: kind "not_found")."""
+
+    @abstractmethod
+    def missing_permissions(self, project_key: str) -> list[str]:
+        """The service's names of the permissions the ticket lifecycle needs that the account lacks there."""
+
+    @abstractmethod
+    def find(self, project_key: str, stable_key: str) -> list[Ticket]:
+        """The project's tickets carrying `stable_key`, oldest first (search lags a little behind writes)."""
+
+    @abstractmethod
+    def tickets(self, keys: Sequence[str]) -> dict[str, Ticket]:
+        """The current state of these tickets by key; a ticket deleted (or no longer visible) is absent."""
+
+    @abstractmethod
+    def create(self, project_key: str, type_id: str, content: TicketContent) -> Ticket:
+        """Create a ticket. Never repeated on a lost answer (`TicketingError.outcome_unknown`)."""
+
+    @abstractmethod
+    def update(self, key: str, content: TicketContent) -> None:
+        """Set the ticket's summary, description and priority, and add its labels (the stable key included)."""
+
+    @abstractmethod
+    def close_ticket(self, key: str, *, status: str, comment: TicketDocument) -> Ticket:
+        """Move the ticket to `status` (else the first finished status the workflow offers), then comment.
+
+        A ticket already finished is left as it is, without the comment."""
+
+    @abstractmethod
+    def reopen_ticket(self, key: str, *, status: str, comment: TicketDocument) -> Ticket:
+        """Move a finished ticket back to `status` (else the first to-do status offered), then comment.
+
+        A ticket that is not finished is left as it is, without the comment."""
+
+    @abstractmethod
+    def comment(self, key: str, document: TicketDocument) -> None:
+        """Add a comment."""
+
+    @classmethod
+    @abstractmethod
+    def stable_key(cls, *identity: object) -> str:
+        """The key (a label) that ties a ticket to our identity: deterministic, short, valid in the service."""
+
+    @classmethod
+    @abstractmethod
+    def ticket_url(cls, api_url: str, key: str) -> str:
+        """Where a person opens the ticket."""
+
+    @classmethod
+    @abstractmethod
+    def preview_html(cls, document: TicketDocument) -> str:
+        """The document as escaped HTML, exactly as it will be sent (for the description preview)."""
+
+    def __enter__(self) -> TicketingConnector:
+        return self

@@ -22,7 +22,7 @@ def test_tabs_and_cards_come_from_the_registry(admin_client):
             assert spec.label in page
     assert "Infra" in page and "Tenable.io VM" in page and "Not activated" in page
     assert ">Activate<" in page and "Token Instructions" in page
-    assert set(CONNECTORS) == {"tenableiovm"}
+    assert set(CONNECTORS) == {"tenableiovm", "jiracloud"}  # issue 20 registers Jira Cloud (ticketing)
 
 
 def test_activate_creates_the_connection_and_opens_its_settings(admin_client, admin_user):

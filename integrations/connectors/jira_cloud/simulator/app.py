@@ -410,6 +410,7 @@ class JiraSimulator(FaultInjection, JiraRoutes):
         ("GET", rf"^{API}/search/jql$", JiraRoutes._search),
         ("POST", rf"^{API}/search/jql$", JiraRoutes._search),
         ("GET", rf"^{API}/search$", JiraRoutes._search_removed),
+        ("GET", rf"^/browse/{_ISSUE_KEY}$", JiraRoutes._browse),
         ("POST", rf"^{API}/search$", JiraRoutes._search_removed),
     ]
 

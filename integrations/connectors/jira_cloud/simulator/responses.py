@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from html import escape
 from http import HTTPStatus
 from typing import Any
 
@@ -92,3 +93,24 @@ def timestamp(seconds: float) -> str:
     """Jira's timestamp format: 2025-01-01T00:00:00.000+0000."""
     moment = datetime.fromtimestamp(seconds, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+
+
+def browse_page(
+    key: str, summary: str, status: str, labels: Iterable[str], description: str, comments: Iterable[str]
+) -> str:
+    """An issue as a bare HTML page (the simulator's stand-in for Jira's issue view); every text escaped."""
+    items = "".join(f"<li><pre>{escape(c)}</pre></li>" for c in comments)
+    return (
+        f"<!DOCTYPE html><html><head><meta charset=utf-8><title>{escape(key)}</title></head><body>"
+        f"<p>Jira simulator</p><h1>{escape(key)}: {escape(summary)}</h1><p>Status: <strong>{escape(status)}"
+        f"</strong> · Labels: {escape(', '.join(labels))}</p><pre>{escape(description)}</pre>"
+        f"<h2>Comments</h2><ol>{items}</ol></body></html>"
+    )
+
+
+def html_page(start_response: Callable, page: str) -> list[bytes]:
+    data = page.encode()
+    start_response(
+        "200 OK", [("Content-Type", "text/html;charset=UTF-8"), ("Content-Length", str(len(data)))]
+    )
+    return [data]

@@ -24,7 +24,7 @@ from .model import (
     User,
     WorkflowTransition,
 )
-from .responses import error_collection, json_response, no_content, timestamp
+from .responses import browse_page, error_collection, html_page, json_response, no_content, timestamp
 
 API = "/rest/api/3"
 NOT_ON_SCREEN = "Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."
@@ -366,6 +366,24 @@ class JiraRoutes:
             token = json.dumps({"o": offset + size, "q": fingerprint}).encode()
             answer["nextPageToken"] = base64.urlsafe_b64encode(token).decode().rstrip("=")
         return json_response(start_response, 200, answer)
+
+    def _browse(self, start_response: Callable, *, user: User, key: str, **_: Any) -> list[bytes]:
+        """`/browse/{key}`: the issue as a plain, escaped page, so demo links from the console lead somewhere."""
+        with self._lock:
+            issue = self._visible_issue(user, key)
+            if issue is None:
+                return error_collection(start_response, 404, [ISSUE_NOT_FOUND])
+            status = self.statuses[issue.status]
+            comments = [documents.plain_text(c.body) for c in issue.comments]
+            page = browse_page(
+                issue.key,
+                issue.summary,
+                status.name,
+                issue.labels,
+                documents.plain_text(issue.description),
+                comments,
+            )
+        return html_page(start_response, page)
 
     def _search_removed(self, start_response: Callable, **_: Any) -> list[bytes]:
         return error_collection(start_response, 410, [SEARCH_REMOVED])
